@@ -1,0 +1,89 @@
+# One entry point for developers and CI. `make dev` runs the product locally; `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := $(shell cat .python-version)
+PYENV_ROOT ?= $(HOME)/.pyenv
+BASE_PYTHON ?= $(shell command -v python$(basename $(PYTHON_VERSION)) 2>/dev/null || echo $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin/python)
+UV_VERSION := 0.13.8
+
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+UV := $(TOOLS)/uv/bin/uv
+SAM := $(TOOLS)/sam/bin/sam
+CFN_LINT := $(TOOLS)/sam/bin/cfn-lint
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+
+export SAM_CLI_TELEMETRY := 0
+export PYENV_VERSION := $(PYTHON_VERSION)
+# A build for the python3.13 runtime needs python3.13 on PATH (pyenv holds it).
+export PATH := $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin:$(PATH)
+
+.PHONY: help install tools dev test lint typecheck template-checks sam-build unit bench lock clean
+
+help:
+	@echo "make dev    - install, then run the whole product locally (no AWS, no Stripe, no Docker)"
+	@echo "make test   - install, then run every check (lint, types, template checks, sam build, tests)"
+	@echo "make bench  - cold-start and throughput benchmarks (ratios to a floor measured in the same run)"
+	@echo "make lock   - re-resolve the pinned lock files after editing requirements/*.in"
+
+$(UV):
+	$(BASE_PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The application environment: runtime + test + local-stack dependencies, exactly as locked.
+$(VENV)/.installed: requirements/dev.lock $(UV)
+	test -x $(PY) || $(UV) venv --quiet --python $(BASE_PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(PY) requirements/dev.lock
+	touch $@
+
+# Tool environments, each on its own pins.
+$(TOOLS)/sam/.installed: requirements/sam.lock $(UV)
+	test -x $(TOOLS)/sam/bin/python || $(UV) venv --quiet --python $(BASE_PYTHON) $(TOOLS)/sam
+	$(UV) pip sync --quiet --python $(TOOLS)/sam/bin/python requirements/sam.lock
+	touch $@
+
+$(TOOLS)/checkov/.installed: requirements/checkov.lock $(UV)
+	test -x $(TOOLS)/checkov/bin/python || $(UV) venv --quiet --python $(BASE_PYTHON) $(TOOLS)/checkov
+	$(UV) pip sync --quiet --python $(TOOLS)/checkov/bin/python requirements/checkov.lock
+	touch $@
+
+install: $(VENV)/.installed
+tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
+
+lock: $(UV)
+	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/runtime.in -o layers/common/requirements.txt
+	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/dev.in -o requirements/dev.lock
+	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/sam.in -o requirements/sam.lock
+	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/checkov.in -o requirements/checkov.lock
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+template-checks: tools
+	$(SAM) validate --lint --template template.yaml
+	$(CFN_LINT) template.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation --file template.yaml
+
+sam-build: tools
+	$(SAM) build --cached --parallel
+
+unit: install
+	$(PY) -m pytest
+
+test: lint typecheck template-checks sam-build
+	$(PY) -m pytest
+
+dev: install
+	$(PY) -m devstack
+
+bench: install sam-build
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""Portal function: Customer Portal sessions, the caller's subscription status and previewed plan changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tollgate.http import build_resolver, not_implemented
+from tollgate.observability import logger, metrics, tracer
+
+app = build_resolver()
+
+
+@app.post("/portal/sessions")
+def create_portal_session() -> Response[str]:
+    return not_implemented("portal sessions")
+
+
+@app.get("/billing/subscription")
+def get_subscription() -> Response[str]:
+    return not_implemented("subscription status")
+
+
+@app.post("/billing/subscription/preview")
+def preview_plan_change() -> Response[str]:
+    return not_implemented("plan change preview")
+
+
+@app.post("/billing/subscription/change")
+def apply_plan_change() -> Response[str]:
+    return not_implemented("plan change")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

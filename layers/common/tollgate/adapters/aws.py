@@ -1,0 +1,73 @@
+"""boto3 clients with explicit retry and timeout settings, and translation of botocore errors.
+
+Clients honour ``AWS_ENDPOINT_URL`` (set by the local stack), so the same code runs against moto or AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tollgate import errors
+from tollgate.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
+
+# Short timeouts and standard retries: a call must fail fast enough for the caller to answer 5xx in time.
+AWS_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=3,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
+
+
+def dynamodb_client() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+
+
+def sqs_client() -> SQSClient:
+    return boto3.client("sqs", config=AWS_CLIENT_CONFIG)
+
+
+def events_client() -> EventBridgeClient:
+    return boto3.client("events", config=AWS_CLIENT_CONFIG)
+
+
+def error_code(error: ClientError) -> str:
+    err: Any = error.response.get("Error", {})
+    return str(err.get("Code", ""))
+
+
+@contextmanager
+def aws_errors(operation: str) -> Iterator[None]:
+    """Translate throttling and service faults into PersistenceUnavailable; other client errors propagate."""
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in THROTTLING_CODES:
+            logger.warning("aws unavailable", operation=operation, code=code)
+            raise errors.PersistenceUnavailable() from exc
+        raise
+    except BotoCoreError as exc:
+        logger.warning("aws connection failed", operation=operation, error_type=type(exc).__name__)
+        raise errors.PersistenceUnavailable() from exc

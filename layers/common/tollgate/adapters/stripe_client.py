@@ -1,0 +1,83 @@
+"""Building the StripeClient and translating Stripe SDK errors into the project's own.
+
+One ``StripeClient`` instance per process (never the global ``stripe.api_key``), pinned to the SDK's API version,
+with an explicit timeout and retry count so every call fits inside the function's and API Gateway's limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import stripe
+
+from tollgate import errors
+from tollgate.config import Settings
+from tollgate.observability import logger
+
+#: The API version stripe==16.1.0 speaks; object shapes in the code follow it.
+PINNED_API_VERSION: str = stripe.api_version
+
+
+def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+    base_addresses: dict[str, str] = {}
+    if settings.stripe_api_base:
+        base_addresses["api"] = settings.stripe_api_base
+        base_addresses["files"] = settings.stripe_api_base
+        base_addresses["connect"] = settings.stripe_api_base
+    if settings.stripe_meter_events_base:
+        base_addresses["meter_events"] = settings.stripe_meter_events_base
+    return stripe.StripeClient(
+        api_key,
+        stripe_version=PINNED_API_VERSION,
+        base_addresses=base_addresses,  # type: ignore[arg-type]
+        max_network_retries=settings.stripe_max_network_retries,
+        http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
+    )
+
+
+def retry_after_from(error: stripe.StripeError, default: int) -> int:
+    header = (error.headers or {}).get("retry-after") if error.headers else None
+    try:
+        return max(1, int(header)) if header else default
+    except ValueError:
+        return default
+
+
+@contextmanager
+def stripe_errors(operation: str) -> Iterator[None]:
+    """Translate stripe.StripeError raised inside the block into tollgate errors (never a bare 500)."""
+    try:
+        yield
+    except stripe.RateLimitError as exc:
+        logger.warning("stripe rate limited", operation=operation, request_id=exc.request_id)
+        raise errors.UpstreamUnavailable(retry_after_seconds=retry_after_from(exc, 2)) from exc
+    except (stripe.APIConnectionError, stripe.APIError) as exc:
+        logger.warning("stripe unavailable", operation=operation, error_type=type(exc).__name__)
+        raise errors.UpstreamUnavailable(retry_after_seconds=5) from exc
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404 or exc.code == "resource_missing":
+            raise errors.UpstreamNotFound() from exc
+        if exc.http_status in (409, 429):
+            raise errors.UpstreamUnavailable(retry_after_seconds=2) from exc
+        # Our request was wrong (configuration or code): log what is safe, hide details from the caller.
+        logger.error(
+            "stripe rejected request",
+            operation=operation,
+            code=exc.code,
+            param=exc.param,
+            status=exc.http_status,
+            request_id=exc.request_id,
+        )
+        raise errors.UpstreamRejected() from exc
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        logger.error("stripe credentials rejected", operation=operation, error_type=type(exc).__name__)
+        raise errors.UpstreamRejected() from exc
+    except stripe.StripeError as exc:
+        logger.error("stripe error", operation=operation, error_type=type(exc).__name__, status=exc.http_status)
+        raise errors.UpstreamRejected() from exc
+
+
+def call_stripe[T](operation: str, fn: Callable[[], T]) -> T:
+    with stripe_errors(operation):
+        return fn()

@@ -1,0 +1,164 @@
+"""Typed configuration, parsed once per cold start from the environment.
+
+Environment variables carry names, ARNs and plain settings; secret *values* (the Stripe API key and webhook
+signing secrets) are read from Secrets Manager by the Stripe adapter. A bad value fails the cold start with a
+message that names the variable, not a customer's first click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tollgate.errors import ConfigurationError
+
+
+class Plan(BaseModel):
+    """One sellable plan. Exactly one of ``price_lookup_key``, ``price_id`` or ``pricing_plan`` names it in Stripe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    price_lookup_key: str | None = None
+    price_id: Annotated[str | None, Field(pattern=r"^price_[A-Za-z0-9_]+$")] = None
+    pricing_plan: Annotated[str | None, Field(pattern=r"^bpp_[A-Za-z0-9_]+$")] = None
+    trial_days: Annotated[int, Field(ge=0, le=730)] = 0
+    min_quantity: Annotated[int, Field(ge=1)] = 1
+    max_quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
+
+    @model_validator(mode="after")
+    def _one_stripe_reference(self) -> Self:
+        named = [v for v in (self.price_lookup_key, self.price_id, self.pricing_plan) if v]
+        if len(named) != 1:
+            raise ValueError(f"plan {self.key!r} needs exactly one of price_lookup_key, price_id, pricing_plan")
+        if self.min_quantity > self.max_quantity:
+            raise ValueError(f"plan {self.key!r}: min_quantity exceeds max_quantity")
+        if self.trial_days == 1:
+            raise ValueError(f"plan {self.key!r}: Stripe Checkout requires trials of at least 2 days")
+        return self
+
+
+class PlanCatalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plans: Annotated[tuple[Plan, ...], Field(min_length=1)]
+
+    @field_validator("plans")
+    @classmethod
+    def _unique_keys(cls, plans: tuple[Plan, ...]) -> tuple[Plan, ...]:
+        keys = [p.key for p in plans]
+        if len(set(keys)) != len(keys):
+            raise ValueError("plan keys must be unique")
+        return plans
+
+    def get(self, key: str) -> Plan | None:
+        return next((p for p in self.plans if p.key == key), None)
+
+
+class Settings(BaseModel):
+    """Everything the functions read from their environment."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stage: str = "dev"
+    service_name: str = "tollgate"
+    table_name: Annotated[str, Field(min_length=3)]
+    stripe_secret_arn: Annotated[str, Field(min_length=1)]
+    plan_catalog: PlanCatalog | None = None
+    event_bus_name: str | None = None
+    usage_queue_url: str | None = None
+    usage_dlq_url: str | None = None
+    checkout_success_url: str | None = None
+    checkout_cancel_url: str | None = None
+    portal_return_url: str | None = None
+    portal_configuration_id: str | None = None
+    past_due_grace_days: Annotated[int, Field(ge=0, le=60)] = 7
+    # Stripe transport. The SDK's defaults (80 s, 2 retries) do not fit API Gateway's 30 s.
+    stripe_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 5.0
+    stripe_max_network_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    # Base address overrides point the same code at the local emulator; empty means api.stripe.com.
+    stripe_api_base: str | None = None
+    stripe_meter_events_base: str | None = None
+    # Seconds a cached secret value is reused before Secrets Manager is asked again.
+    secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    webhook_tolerance_seconds: Annotated[int, Field(ge=60, le=600)] = 300
+    webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 262_144
+
+    @field_validator(
+        "plan_catalog",
+        "event_bus_name",
+        "usage_queue_url",
+        "usage_dlq_url",
+        "checkout_success_url",
+        "checkout_cancel_url",
+        "portal_return_url",
+        "portal_configuration_id",
+        "stripe_api_base",
+        "stripe_meter_events_base",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("plan_catalog", mode="before")
+    @classmethod
+    def _catalog_from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"PLAN_CATALOG is not valid JSON: {exc.msg}") from None
+        return value
+
+    @field_validator("checkout_success_url")
+    @classmethod
+    def _success_url_carries_session(cls, value: str | None) -> str | None:
+        if value is not None and "{CHECKOUT_SESSION_ID}" not in value:
+            raise ValueError("CHECKOUT_SUCCESS_URL must contain {CHECKOUT_SESSION_ID}")
+        return value
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        values = {
+            "stage": environ.get("STAGE", "dev"),
+            "service_name": environ.get("POWERTOOLS_SERVICE_NAME", "tollgate"),
+            "table_name": environ.get("TABLE_NAME", ""),
+            "stripe_secret_arn": environ.get("STRIPE_SECRET_ARN", ""),
+            "plan_catalog": environ.get("PLAN_CATALOG"),
+            "event_bus_name": environ.get("EVENT_BUS_NAME"),
+            "usage_queue_url": environ.get("USAGE_QUEUE_URL"),
+            "usage_dlq_url": environ.get("USAGE_DLQ_URL"),
+            "checkout_success_url": environ.get("CHECKOUT_SUCCESS_URL"),
+            "checkout_cancel_url": environ.get("CHECKOUT_CANCEL_URL"),
+            "portal_return_url": environ.get("PORTAL_RETURN_URL"),
+            "portal_configuration_id": environ.get("PORTAL_CONFIGURATION_ID"),
+            "past_due_grace_days": environ.get("PAST_DUE_GRACE_DAYS", "7"),
+            "stripe_timeout_seconds": environ.get("STRIPE_TIMEOUT_SECONDS", "5"),
+            "stripe_max_network_retries": environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"),
+            "stripe_api_base": environ.get("STRIPE_API_BASE"),
+            "stripe_meter_events_base": environ.get("STRIPE_METER_EVENTS_BASE"),
+            "secret_cache_seconds": environ.get("SECRET_CACHE_SECONDS", "300"),
+            "webhook_tolerance_seconds": environ.get("WEBHOOK_TOLERANCE_SECONDS", "300"),
+            "webhook_max_body_bytes": environ.get("WEBHOOK_MAX_BODY_BYTES", "262144"),
+        }
+        present = {k: v for k, v in values.items() if v is not None}
+        try:
+            return cls.model_validate(present)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']).upper() or 'environment'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use (cold start) and then reused."""
+    return Settings.from_environment(os.environ)
