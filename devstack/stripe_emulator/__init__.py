@@ -1,0 +1,10 @@
+"""A stateful Stripe emulator speaking stripe-python 16.1.0's wire format (see `app.StripeEmulator`)."""
+
+from __future__ import annotations
+
+from .app import StripeEmulator
+from .clock import Clock
+from .events import sign
+from .faults import Faults
+
+__all__ = ["Clock", "Faults", "StripeEmulator", "sign"]

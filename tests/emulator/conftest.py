@@ -1,0 +1,116 @@
+"""Fixtures: one emulator per session (reset before each test), an SDK client, and a webhook receiver."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import stripe
+from stripe._http_client import HTTPClient
+
+from devstack.stripe_emulator import StripeEmulator
+
+TEST_KEY = "sk" + "_test_" + "emulator"
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[StripeEmulator]:
+    emu = StripeEmulator(webhook_retry_base_seconds=0.05, checkout_wait_seconds=5.0)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emu(emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch) -> StripeEmulator:
+    """A clean emulator for each test; SDK retry sleeps compressed so fault tests stay fast."""
+    emulator.reset()
+    monkeypatch.setattr(HTTPClient, "INITIAL_DELAY", 0.01)
+    monkeypatch.setattr(HTTPClient, "MAX_DELAY", 0.02)
+    return emulator
+
+
+def make_client(url: str, retries: int = 0, timeout: float = 5.0, key: str = TEST_KEY) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        key,
+        base_addresses={"api": url, "meter_events": url},
+        max_network_retries=retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
+
+
+@pytest.fixture
+def client(emu: StripeEmulator) -> stripe.StripeClient:
+    return make_client(emu.url)
+
+
+@dataclass
+class Receiver:
+    """A local webhook receiver that answers 500 to the first `fail_first` attempts of each event."""
+
+    fail_first: int = 0
+    delay_s: float = 0.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accepted(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.received if r["status"] == 200]
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.accepted()
+            if len(got) >= count:
+                return got
+            time.sleep(0.01)
+        return self.accepted()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            import json
+
+            key = json.loads(body)["id"]
+            with rec.lock:
+                n = rec.attempts.get(key, 0) + 1
+                rec.attempts[key] = n
+                status = 500 if n <= rec.fail_first else 200
+                rec.received.append(
+                    {
+                        "body": body,
+                        "sig": self.headers.get("Stripe-Signature"),
+                        "status": status,
+                        "path": self.path,
+                        "at": time.time(),
+                    }
+                )
+            if rec.delay_s:
+                time.sleep(rec.delay_s)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield rec
+    server.shutdown()
+    server.server_close()
