@@ -1,0 +1,168 @@
+"""The customer directory on a moto table built from template.yaml, and one-customer-per-user creation."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from tollgate import errors
+from tollgate.customers import (
+    CreationWait,
+    DynamoCustomerDirectory,
+    customer_idempotency_key,
+    ensure_customer,
+)
+
+
+class IdempotentFakeStripeCustomers:
+    """Stripe's v1 idempotency as far as customer creation needs it: a key replays its first result."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_key: dict[str, str] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.created: list[str] = []
+
+    def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str:
+        with self._lock:
+            self.calls.append({"user_id": user_id, "email": email, "key": idempotency_key})
+            if idempotency_key not in self.by_key:
+                customer_id = "cus_" + uuid.uuid4().hex[:14]
+                self.by_key[idempotency_key] = customer_id
+                self.created.append(customer_id)
+            return self.by_key[idempotency_key]
+
+
+@pytest.fixture
+def directory(billing_table: str) -> DynamoCustomerDirectory:
+    return DynamoCustomerDirectory(boto3.client("dynamodb"), billing_table)
+
+
+def mapping_items(table: str) -> list[dict[str, Any]]:
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    return [i for i in items if i["sk"]["S"] in ("CUSTOMER", "USER")]
+
+
+def test_link_stores_the_mapping_both_ways(directory: DynamoCustomerDirectory, billing_table: str) -> None:
+    # Given a user and a customer with no mapping
+    assert directory.customer_for_user("user-a") is None
+    # When they are linked (twice: links are idempotent)
+    directory.link("user-a", "cus_A")
+    directory.link("user-a", "cus_A")
+    # Then both directions resolve, from exactly two items
+    assert directory.customer_for_user("user-a") == "cus_A"
+    assert directory.user_for_customer("cus_A") == "user-a"
+    keys = sorted((i["pk"]["S"], i["sk"]["S"]) for i in mapping_items(billing_table))
+    assert keys == [("CUSTOMER#cus_A", "USER"), ("USER#user-a", "CUSTOMER")]
+
+
+def test_a_user_linked_to_another_customer_is_a_conflict(directory: DynamoCustomerDirectory) -> None:
+    # Given user A owns cus_A
+    directory.link("user-a", "cus_A")
+    # When something tries to link A to a different customer, Then it is refused and nothing changes
+    with pytest.raises(errors.Conflict):
+        directory.link("user-a", "cus_OTHER")
+    assert directory.customer_for_user("user-a") == "cus_A"
+    assert directory.user_for_customer("cus_OTHER") is None
+
+
+def test_a_customer_linked_to_another_user_is_a_conflict(directory: DynamoCustomerDirectory) -> None:
+    # Given cus_A belongs to user A
+    directory.link("user-a", "cus_A")
+    # When user B claims cus_A, Then it is refused and B stays unmapped (the transaction is all or nothing)
+    with pytest.raises(errors.Conflict):
+        directory.link("user-b", "cus_A")
+    assert directory.user_for_customer("cus_A") == "user-a"
+    assert directory.customer_for_user("user-b") is None
+
+
+def test_the_creation_claim_is_exclusive_until_its_lease_expires(billing_table: str) -> None:
+    # Given a directory whose clock we control
+    now = [1_000_000.0]
+    directory = DynamoCustomerDirectory(
+        boto3.client("dynamodb"), billing_table, clock=lambda: now[0], claim_lease_seconds=30
+    )
+    # When two requests claim, Then only the first wins
+    assert directory.claim_creation("user-a") is True
+    assert directory.claim_creation("user-a") is False
+    # When the lease lapses without a link (the creator died), Then another request may take over
+    now[0] += 31
+    assert directory.claim_creation("user-a") is True
+    # When the customer is linked, Then no claim ever succeeds again and the claim marker is gone
+    directory.link("user-a", "cus_A")
+    now[0] += 3600
+    assert directory.claim_creation("user-a") is False
+    assert directory.customer_for_user("user-a") == "cus_A"
+
+
+def test_a_returning_user_costs_no_stripe_call(directory: DynamoCustomerDirectory) -> None:
+    # Given a user already mapped
+    directory.link("user-a", "cus_A")
+    stripe = IdempotentFakeStripeCustomers()
+    # When their customer is needed, Then it comes from the table alone
+    assert ensure_customer(directory, stripe, "user-a", "a@example.test") == "cus_A"
+    assert stripe.calls == []
+
+
+def test_a_new_user_gets_one_customer_with_the_deterministic_key(directory: DynamoCustomerDirectory) -> None:
+    stripe = IdempotentFakeStripeCustomers()
+    # When a new user's customer is needed
+    customer_id = ensure_customer(directory, stripe, "user-new", None)
+    # Then one create call was made with the per-user key, and the mapping points at it
+    assert stripe.calls == [{"user_id": "user-new", "email": None, "key": "customer:user-new"}]
+    assert directory.customer_for_user("user-new") == customer_id
+    assert directory.user_for_customer(customer_id) == "user-new"
+
+
+def run_concurrent_first_requests(strategy: Any, workers: int = 50) -> list[str]:
+    start = threading.Barrier(workers)
+
+    def one(_: int) -> str:
+        start.wait()
+        return strategy()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(workers)))
+
+
+def test_fifty_concurrent_first_requests_create_exactly_one_customer(
+    directory: DynamoCustomerDirectory, billing_table: str
+) -> None:
+    # Given a brand-new user and a Stripe stand-in with idempotency
+    stripe = IdempotentFakeStripeCustomers()
+    wait = CreationWait(total_seconds=3.0, poll_seconds=0.02)
+    # When 50 requests need the customer at once
+    results = run_concurrent_first_requests(lambda: ensure_customer(directory, stripe, "user-c", None, wait=wait))
+    # Then exactly one customer exists, every request got it, and the table holds exactly one mapping
+    assert len(stripe.created) == 1
+    assert set(results) == {stripe.created[0]}
+    assert {c["key"] for c in stripe.calls} == {customer_idempotency_key("user-c")}
+    assert len(mapping_items(billing_table)) == 2
+
+
+def test_control_a_naive_lookup_then_create_duplicates_customers(
+    directory: DynamoCustomerDirectory, billing_table: str
+) -> None:
+    # Given the naive flow peers ship: read the mapping, create when absent (a fresh key per call), no claim
+    stripe = IdempotentFakeStripeCustomers()
+
+    def naive() -> str:
+        existing = directory.customer_for_user("user-n")
+        if existing:
+            return existing
+        customer_id = stripe.create_customer("user-n", None, uuid.uuid4().hex)
+        with contextlib.suppress(errors.Conflict):
+            directory.link("user-n", customer_id)
+        return customer_id
+
+    # When 50 requests race, Then the naive flow creates more than one Stripe customer (the harness can fail)
+    results = run_concurrent_first_requests(naive)
+    assert len(stripe.created) > 1
+    assert len(Counter(results)) > 1
