@@ -63,7 +63,9 @@ def test_pagination_forward_and_backward(client: stripe.StripeClient) -> None:
     page3 = client.v1.customers.list({"limit": 3, "starting_after": page2.data[-1].id})
     # Then pages are disjoint, newest first, and has_more flips at the end
     assert [c.id for c in page1.data + page2.data + page3.data] == newest_first
-    assert page1.has_more and page2.has_more and not page3.has_more
+    assert page1.has_more
+    assert page2.has_more
+    assert not page3.has_more
     assert page1.url == "/v1/customers"
     back = client.v1.customers.list({"limit": 2, "ending_before": page2.data[0].id})
     assert [c.id for c in back.data] == newest_first[1:3]
