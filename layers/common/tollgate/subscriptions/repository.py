@@ -1,0 +1,254 @@
+"""The subscription projection in DynamoDB, written only through watermark-conditional updates.
+
+Items (see docs/data-model.md): ``CUSTOMER#{customer_id}`` / ``SUBSCRIPTION#{id}`` holds one subscription,
+``CUSTOMER#{customer_id}`` / ``ENTITLEMENTS`` the customer's active feature lookup keys, and the customer's
+``USER`` row (owned by tollgate.customers) names the user. One partition query reads all three.
+
+Each aspect of an item has its own watermark, because its events carry different snapshots: the subscription
+object (``watermark``), its latest invoice (``invoice_watermark``) and the entitlement summary (``watermark`` on
+the ENTITLEMENTS item). A write applies only when it is newer than what is stored; the old item comes back with
+the answer, so callers learn the transition (for domain events) without an extra read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from botocore.exceptions import ClientError
+
+from tollgate.adapters.aws import aws_errors, error_code
+from tollgate.subscriptions.model import SUBSCRIPTION_STATUSES, SubscriptionState, Watermark
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+Aspect = Literal["subscription", "invoice", "entitlements"]
+FieldValue = str | int | bool | tuple[str, ...] | None
+
+WATERMARK_ATTRIBUTE: dict[Aspect, str] = {
+    "subscription": "watermark",
+    "invoice": "invoice_watermark",
+    "entitlements": "watermark",
+}
+
+# Which subscription states matter most when a customer has several (e.g. an old canceled one and a new one).
+_STATUS_RANK = {
+    "active": 0,
+    "trialing": 0,
+    "past_due": 1,
+    "incomplete": 2,
+    "paused": 3,
+    "unpaid": 4,
+    "canceled": 5,
+    "incomplete_expired": 6,
+}
+
+
+def customer_pk(customer_id: str) -> str:
+    return f"CUSTOMER#{customer_id}"
+
+
+def subscription_sk(subscription_id: str) -> str:
+    return f"SUBSCRIPTION#{subscription_id}"
+
+
+ENTITLEMENTS_SK = "ENTITLEMENTS"
+USER_SK = "USER"
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """One aspect of one projected object, to be written if its watermark is newer than the stored one."""
+
+    customer_id: str
+    sort_key: str
+    aspect: Aspect
+    fields: Mapping[str, FieldValue]
+    watermark: Watermark
+    #: Domain events this change publishes, kept on the item so a retry after a crash can publish them again.
+    outbox: tuple[dict[str, Any], ...] = ()
+
+
+class WriteOutcome(StrEnum):
+    APPLIED = "applied"
+    #: The stored state is from a later second (or a fetch already covered this one): nothing to do.
+    STALE = "stale"
+    #: The stored state is from the same second but another event: order unknown, fetch the object.
+    TIE = "tie"
+    #: This very write was committed before (a retry after a crash between commit and acknowledgement).
+    ALREADY_APPLIED = "already_applied"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    outcome: WriteOutcome
+    #: The item as it was before the write (APPLIED) or as it is (otherwise); empty if it did not exist.
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+class SubscriptionRepository(Protocol):
+    def for_customer(self, customer_id: str) -> list[SubscriptionState]: ...
+
+    def current_for_customer(self, customer_id: str) -> SubscriptionState | None: ...
+
+    def write_if_newer(self, write: StateWrite) -> WriteResult: ...
+
+
+def pick_current(states: list[SubscriptionState]) -> SubscriptionState | None:
+    """The subscription that decides access: the best status, then the latest period end."""
+    if not states:
+        return None
+    return min(states, key=lambda s: (_STATUS_RANK.get(s.status, 9), -(s.current_period_end or 0), s.subscription_id))
+
+
+class DynamoSubscriptionRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str, clock: Any = time.time) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    def for_customer(self, customer_id: str) -> list[SubscriptionState]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": customer_pk(customer_id)}},
+            "ConsistentRead": True,
+        }
+        with aws_errors("subscriptions.query"):
+            while True:
+                page = self._client.query(**kwargs)
+                items.extend(from_dynamo(i) for i in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        user_id = next((i.get("user_id") for i in items if i["sk"] == USER_SK), None)
+        features = next((tuple(i.get("features", ())) for i in items if i["sk"] == ENTITLEMENTS_SK), ())
+        states = []
+        for item in items:
+            if item["sk"].startswith("SUBSCRIPTION#") and item.get("status") in SUBSCRIPTION_STATUSES:
+                states.append(state_from_item(item, user_id=user_id, features=features))
+        return states
+
+    def current_for_customer(self, customer_id: str) -> SubscriptionState | None:
+        return pick_current(self.for_customer(customer_id))
+
+    def write_if_newer(self, write: StateWrite) -> WriteResult:
+        params = update_params(self._table, write, now=int(self._clock()))
+        try:
+            with aws_errors("subscriptions.write"):
+                answer = self._client.update_item(**params, ReturnValues="ALL_OLD")
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            raw: Any = exc.response.get("Item") or {}
+            current = from_dynamo(raw) if raw else {}
+            return WriteResult(classify_rejection(write, current), current)
+        return WriteResult(WriteOutcome.APPLIED, from_dynamo(answer.get("Attributes", {})))
+
+
+def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOutcome:
+    stored_raw = current.get(WATERMARK_ATTRIBUTE[write.aspect])
+    if not isinstance(stored_raw, str):  # the condition failed for a reason we did not expect
+        return WriteOutcome.STALE
+    stored = Watermark.decode(stored_raw)
+    if stored == write.watermark:
+        return WriteOutcome.ALREADY_APPLIED
+    if write.watermark.rank == Watermark.SNAPSHOT and stored.created == write.watermark.created:
+        return WriteOutcome.TIE
+    return WriteOutcome.STALE
+
+
+def update_params(table: str, write: StateWrite, now: int) -> dict[str, Any]:
+    """A conditional UpdateItem: SET the given fields (REMOVE the None ones) if the watermark is newer."""
+    wm_attr = WATERMARK_ATTRIBUTE[write.aspect]
+    names: dict[str, str] = {"#wm": wm_attr, "#updated_at": "updated_at"}
+    values: dict[str, AttributeValueTypeDef] = {
+        ":wm": {"S": write.watermark.encode()},
+        ":now": {"N": str(now)},
+    }
+    sets = ["#wm = :wm", "#updated_at = :now"]
+    removes: list[str] = []
+    for i, (name, value) in enumerate(sorted(write.fields.items())):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = to_attribute(value)
+            sets.append(f"#f{i} = :f{i}")
+    if write.outbox:
+        names["#outbox"] = "outbox"
+        values[":outbox"] = {"S": json.dumps(list(write.outbox), separators=(",", ":"))}
+        sets.append("#outbox = :outbox")
+    else:
+        names["#outbox"] = "outbox"
+        removes.append("#outbox")
+    if write.watermark.rank == Watermark.SNAPSHOT:
+        # Strictly older second only: a same-second state is a tie the caller settles by fetching the object.
+        values[":bound"] = {"S": write.watermark.second_floor()}
+    else:
+        # A fetched object replaces anything up to and including its own second.
+        values[":bound"] = {"S": f"{write.watermark.created:012d}#{Watermark.FETCHED + 1}"}
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "TableName": table,
+        "Key": {"pk": {"S": customer_pk(write.customer_id)}, "sk": {"S": write.sort_key}},
+        "UpdateExpression": expression,
+        "ConditionExpression": "attribute_not_exists(#wm) OR #wm < :bound",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def to_attribute(value: FieldValue) -> AttributeValueTypeDef:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, tuple):
+        return {"L": [{"S": v} for v in value]}
+    raise TypeError(f"unsupported attribute type {type(value).__name__}")
+
+
+def from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in item.items()}
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    ((kind, raw),) = value.items()
+    if kind == "N":
+        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
+    if kind == "L":
+        return [_plain(v) for v in raw]
+    if kind == "M":
+        return {k: _plain(v) for k, v in raw.items()}
+    if kind == "SS":
+        return sorted(raw)
+    return None if kind == "NULL" else raw  # S and BOOL come back as they are
+
+
+_STATE_FIELDS = frozenset(SubscriptionState.model_fields) - {"subscription_id", "customer_id", "user_id", "features"}
+
+
+def state_from_item(
+    item: Mapping[str, Any], *, user_id: str | None = None, features: tuple[str, ...] = ()
+) -> SubscriptionState:
+    values = {k: v for k, v in item.items() if k in _STATE_FIELDS}
+    return SubscriptionState(
+        subscription_id=item["sk"].removeprefix("SUBSCRIPTION#"),
+        customer_id=item["pk"].removeprefix("CUSTOMER#"),
+        user_id=user_id,
+        features=features,
+        **values,
+    )
