@@ -78,6 +78,7 @@ class StripeEmulator:
         self.billing = Billing(
             self, dunning_retries=dunning_retries, dunning_retry_interval_days=dunning_retry_interval_days
         )
+        self.events.now_fn = self.billing.now
         self.clock.on_advance(self.billing.tick)
         self.router = Router()
         self._server: EmulatorServer | None = None

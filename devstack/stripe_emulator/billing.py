@@ -77,6 +77,7 @@ class Billing:
         self.meter_identifiers: dict[str, float] = {}
         self.meter_rejections: list[dict[str, Any]] = []
         self.sessions: dict[str, float] = {}
+        self._at: int | None = None
 
     def reset(self) -> None:
         self.meter_events.clear()
@@ -85,7 +86,8 @@ class Billing:
         self.sessions.clear()
 
     def now(self) -> int:
-        return self.emu.clock.now_int()
+        """Business time: while `tick` replays a due transition, the moment it was due."""
+        return self._at if self._at is not None else self.emu.clock.now_int()
 
     def emit(self, event_type: str, obj: Obj, previous: dict[str, Any] | None = None) -> Obj:
         return self.emu.events.emit(event_type, obj, previous)
@@ -644,7 +646,11 @@ class Billing:
                 due = self._next_due()
                 if due is None or due[0] > self.emu.clock.now():
                     return
-                due[2]()
+                self._at = int(due[0])
+                try:
+                    due[2]()
+                finally:
+                    self._at = None
 
     def _next_due(self) -> tuple[float, int, Callable[[], None]] | None:
         candidates: list[tuple[float, int, Callable[[], None]]] = []

@@ -16,6 +16,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -146,6 +147,7 @@ class EventBus:
         self._lock = threading.Lock()
         self._session = requests.Session()
         self.request_context = threading.local()
+        self.now_fn: Callable[[], int] = clock.now_int
 
     # ---- creation -----------------------------------------------------------------------------------
 
@@ -162,7 +164,7 @@ class EventBus:
                 "id": new_id("evt"),
                 "object": "event",
                 "api_version": self.api_version,
-                "created": self.clock.now_int(),
+                "created": self.now_fn(),
                 "data": {"object": copy.deepcopy(obj)},
                 "livemode": False,
                 "pending_webhooks": 0,
@@ -188,7 +190,7 @@ class EventBus:
     def emit_v2(self, event_type: str, related_id: str, related_type: str, data: Obj | None = None) -> Obj:
         """A v2-only thin event (e.g. pricing-plan subscription servicing), for thin destinations only."""
         with self.store.lock:
-            v2 = self._v2_event(event_type, related_id, related_type, self.clock.now_int(), data)
+            v2 = self._v2_event(event_type, related_id, related_type, self.now_fn(), data)
             dests = [
                 d
                 for d in self.store.all("v2.core.event_destination")
