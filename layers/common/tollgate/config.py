@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -74,6 +74,10 @@ class Settings(BaseModel):
     event_bus_name: str | None = None
     usage_queue_url: str | None = None
     usage_dlq_url: str | None = None
+    # Usage reporter: v2 meter event streams by default, v1 meter events as the fallback.
+    usage_transport: Literal["stream", "v1"] = "stream"
+    # Meter event names the reporter accepts; others are parked without a Stripe call. None: let Stripe decide.
+    usage_meter_event_names: frozenset[str] | None = None
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
     portal_return_url: str | None = None
@@ -89,6 +93,10 @@ class Settings(BaseModel):
     secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     webhook_tolerance_seconds: Annotated[int, Field(ge=60, le=600)] = 300
     webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 262_144
+    # Customer-facing API: Checkout options and the per-user limit on session creation.
+    checkout_allow_promotion_codes: bool = False
+    checkout_automatic_tax: bool = False
+    session_rate_limit_per_minute: Annotated[int, Field(ge=1, le=1000)] = 10
 
     @field_validator(
         "plan_catalog",
@@ -106,6 +114,14 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("usage_meter_event_names", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = frozenset(n.strip() for n in value.split(",") if n.strip())
+            return names or None
+        return value
 
     @field_validator("plan_catalog", mode="before")
     @classmethod
@@ -135,6 +151,8 @@ class Settings(BaseModel):
             "event_bus_name": environ.get("EVENT_BUS_NAME"),
             "usage_queue_url": environ.get("USAGE_QUEUE_URL"),
             "usage_dlq_url": environ.get("USAGE_DLQ_URL"),
+            "usage_transport": environ.get("USAGE_TRANSPORT", "stream"),
+            "usage_meter_event_names": environ.get("USAGE_METER_EVENT_NAMES"),
             "checkout_success_url": environ.get("CHECKOUT_SUCCESS_URL"),
             "checkout_cancel_url": environ.get("CHECKOUT_CANCEL_URL"),
             "portal_return_url": environ.get("PORTAL_RETURN_URL"),
@@ -147,6 +165,9 @@ class Settings(BaseModel):
             "secret_cache_seconds": environ.get("SECRET_CACHE_SECONDS", "300"),
             "webhook_tolerance_seconds": environ.get("WEBHOOK_TOLERANCE_SECONDS", "300"),
             "webhook_max_body_bytes": environ.get("WEBHOOK_MAX_BODY_BYTES", "262144"),
+            "checkout_allow_promotion_codes": environ.get("CHECKOUT_ALLOW_PROMOTION_CODES", "false"),
+            "checkout_automatic_tax": environ.get("CHECKOUT_AUTOMATIC_TAX", "false"),
+            "session_rate_limit_per_minute": environ.get("SESSION_RATE_LIMIT_PER_MINUTE", "10"),
         }
         present = {k: v for k, v in values.items() if v is not None}
         try:

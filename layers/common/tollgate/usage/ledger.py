@@ -1,0 +1,139 @@
+"""The usage ledger: one DynamoDB item per usage id, so a record is billed once even long after Stripe's own
+identifier window (about 24 h) has passed.
+
+``claim`` is one conditional ``PutItem``: it succeeds for a new usage id, or for a known one with the *same*
+content that was not sent yet (a retry after a failure). It fails for an id already sent (a duplicate, done) and
+for an id with different content (a conflict, parked and never sent). ``mark_sent`` records the outcome in
+batches after Stripe accepted. An item lives 36 days past its occurrence time: after 35 days Stripe rejects the
+timestamp anyway, so a record that comes back later is parked by the window check and can never be sent twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from tollgate.adapters.aws import aws_errors, error_code
+from tollgate.errors import PersistenceUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+LEDGER_RETENTION_SECONDS = 36 * 86_400
+_BATCH_WRITE_LIMIT = 25
+
+
+class LedgerStatus(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    PARKED = "PARKED"
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"  # new, or a retry of the same content not yet sent: send it
+    ALREADY_SENT = "already_sent"  # same content already recorded: done, do not send
+    CONFLICT = "conflict"  # same id, different content: park, never send
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    usage_id: str
+    content_hash: str
+    identifier: str
+    occurred_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The final word on one usage id, written after Stripe answered."""
+
+    entry: LedgerEntry
+    status: LedgerStatus
+    reason: str | None = None
+
+
+class UsageLedger(Protocol):
+    def claim(self, entry: LedgerEntry) -> Claim: ...
+
+    def settle(self, outcomes: Sequence[Settled]) -> list[Settled]:
+        """Write final statuses; returns those that could not be written (the caller retries them)."""
+        ...
+
+
+def ledger_key(usage_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"USAGE#{usage_id}"}, "sk": {"S": "USAGE"}}
+
+
+class DynamoUsageLedger:
+    """The ledger on the billing table (see docs/data-model.md, ``USAGE#{usage_id}``)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    def _item(self, entry: LedgerEntry, status: LedgerStatus, reason: str | None = None) -> dict[str, Any]:
+        now = int(self._clock())
+        item: dict[str, Any] = {
+            **ledger_key(entry.usage_id),
+            "content_hash": {"S": entry.content_hash},
+            "identifier": {"S": entry.identifier},
+            "status": {"S": status.value},
+            "occurred_at": {"N": str(entry.occurred_at)},
+            "updated_at": {"N": str(now)},
+            "expires_at": {"N": str(max(now, entry.occurred_at) + LEDGER_RETENTION_SECONDS)},
+        }
+        if reason:
+            item["reason"] = {"S": reason}
+        return item
+
+    def claim(self, entry: LedgerEntry) -> Claim:
+        try:
+            with aws_errors("usage_ledger_claim"):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=self._item(entry, LedgerStatus.PENDING),
+                    ConditionExpression="attribute_not_exists(pk) OR (content_hash = :h AND #s <> :sent)",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":h": {"S": entry.content_hash}, ":sent": {"S": LedgerStatus.SENT}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old: Any = exc.response.get("Item", {})
+            if old.get("content_hash", {}).get("S") == entry.content_hash:
+                return Claim.ALREADY_SENT
+            return Claim.CONFLICT
+        return Claim.CLAIMED
+
+    def settle(self, outcomes: Sequence[Settled]) -> list[Settled]:
+        # Plain puts (BatchWriteItem has no conditions): safe because only a successful claim with this very
+        # content leads here, and rewriting the same final status twice is harmless.
+        failed: list[Settled] = []
+        for chunk in _chunks(outcomes, _BATCH_WRITE_LIMIT):
+            by_key = {o.entry.usage_id: o for o in chunk}
+            requests: list[Any] = [{"PutRequest": {"Item": self._item(o.entry, o.status, o.reason)}} for o in chunk]
+            for _attempt in range(3):
+                try:
+                    with aws_errors("usage_ledger_settle"):
+                        answer = self._client.batch_write_item(RequestItems={self._table: requests})
+                except (PersistenceUnavailable, ClientError):
+                    break  # these stay PENDING and are reported failed: SQS redelivers, Stripe dedups the resend
+                requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
+                if not requests:
+                    break
+            for request in requests:
+                pk = str(request["PutRequest"]["Item"]["pk"]["S"])
+                failed.append(by_key[pk.removeprefix("USAGE#")])
+        return failed
+
+
+def _chunks[T](items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,288 @@
+"""The reporter use case: one SQS batch of usage messages in, one outcome per message out.
+
+Order of work, cheapest and most final first, so a bad record never costs a Stripe call and never blocks its
+siblings: parse and check locally (contract, meter, Stripe's timestamp window) -> map the customer -> claim the
+usage id in the ledger -> send the claimed records to Stripe in batches -> settle the ledger.
+
+Outcomes: SENT and DUPLICATE are done; RETRY becomes an SQS batch-item failure (429, 5xx, timeouts, storage
+hiccups); PARKED and CONFLICT go to the dead-letter queue with a reason attribute and leave the source queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tollgate.errors import TollgateError
+from tollgate.observability import logger
+from tollgate.usage.contract import MalformedUsage, UsageMessage, parse_usage_message
+from tollgate.usage.ledger import Claim, LedgerEntry, LedgerStatus, Settled, UsageLedger
+from tollgate.usage.transport import Delivery, MeterEvent, MeterTransport
+
+#: Stripe accepts timestamps from the past 35 days up to 5 minutes ahead; keep a margin for the time in flight.
+PAST_LIMIT_SECONDS = 35 * 86_400 - 600
+FUTURE_LIMIT_SECONDS = 5 * 60 - 30
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"
+    PARKED = "parked"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """What the reporter needs from one SQS record."""
+
+    message_id: str
+    body: str
+    sent_at_ms: int | None = None
+    receive_count: int = 1
+
+    @classmethod
+    def from_sqs(cls, record: Mapping[str, Any]) -> InboundRecord:
+        attributes = record.get("attributes") or {}
+        sent = attributes.get("SentTimestamp")
+        return cls(
+            message_id=str(record["messageId"]),
+            body=str(record.get("body") or ""),
+            sent_at_ms=int(sent) if sent and str(sent).isdigit() else None,
+            receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    outcome: Outcome
+    reason: str | None = None
+    usage_id: str | None = None
+
+    @property
+    def retry(self) -> bool:
+        return self.outcome is Outcome.RETRY
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedRecord:
+    message_id: str
+    body: str
+    reason: str
+    usage_id: str | None
+
+
+class CustomerDirectory(Protocol):
+    """User id -> Stripe customer id (tollgate.customers.DynamoCustomerDirectory)."""
+
+    def customer_for_user(self, user_id: str) -> str | None: ...
+
+
+class Parking(Protocol):
+    def park(self, records: Sequence[ParkedRecord]) -> list[str]:
+        """Keep ``records`` with their reasons; returns the message ids that could not be parked."""
+        ...
+
+
+class MetricsSink(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+@dataclass
+class _Claimed:
+    entry: LedgerEntry
+    event: MeterEvent
+    message_ids: list[str]
+
+
+class UsageReporter:
+    def __init__(
+        self,
+        *,
+        ledger: UsageLedger,
+        transport: MeterTransport,
+        directory: CustomerDirectory,
+        parking: Parking,
+        metrics: MetricsSink | None = None,
+        known_meters: frozenset[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ledger = ledger
+        self._transport = transport
+        self._directory = directory
+        self._parking = parking
+        self._metrics = metrics
+        self._known_meters = known_meters
+        self._clock = clock
+
+    def report(self, records: Sequence[InboundRecord]) -> dict[str, RecordOutcome]:
+        now = self._clock()
+        outcomes: dict[str, RecordOutcome] = {}
+        to_park: list[ParkedRecord] = []
+        bodies = {r.message_id: r.body for r in records}
+
+        def park(message_id: str, reason: str, usage_id: str | None, outcome: Outcome = Outcome.PARKED) -> None:
+            outcomes[message_id] = RecordOutcome(outcome, reason, usage_id)
+            to_park.append(ParkedRecord(message_id, bodies[message_id], reason, usage_id))
+
+        valid: list[tuple[InboundRecord, UsageMessage]] = []
+        for record in records:
+            try:
+                message = parse_usage_message(record.body)
+            except MalformedUsage as exc:
+                park(record.message_id, exc.reason, exc.usage_id)
+                continue
+            problem = self._local_problem(message, now)
+            if problem:
+                park(record.message_id, problem, message.usage_id)
+                continue
+            valid.append((record, message))
+
+        claimed = self._claim(valid, outcomes, park)
+        self._send(claimed, outcomes, park)
+
+        for message_id in self._parking.park(to_park) if to_park else []:
+            outcomes[message_id] = RecordOutcome(Outcome.RETRY, "parking_unavailable", outcomes[message_id].usage_id)
+        self._emit(records, outcomes, now)
+        return outcomes
+
+    def _local_problem(self, message: UsageMessage, now: float) -> str | None:
+        if self._known_meters is not None and message.event_name not in self._known_meters:
+            return "unknown_meter"
+        if message.occurred_at < now - PAST_LIMIT_SECONDS:
+            return "timestamp_too_old"
+        if message.occurred_at > now + FUTURE_LIMIT_SECONDS:
+            return "timestamp_in_future"
+        return None
+
+    def _claim(
+        self,
+        valid: Sequence[tuple[InboundRecord, UsageMessage]],
+        outcomes: dict[str, RecordOutcome],
+        park: Callable[..., None],
+    ) -> list[_Claimed]:
+        customers: dict[str, str | None] = {}
+        # usage id -> (content hash, claimed batch entry or None when settled without sending)
+        seen: dict[str, tuple[str, _Claimed | None, str]] = {}
+        claimed: list[_Claimed] = []
+        for record, message in valid:
+            usage_id = message.usage_id
+            content_hash = message.content_hash()
+            if usage_id in seen:
+                first_hash, group, first_message = seen[usage_id]
+                if first_hash != content_hash:
+                    park(record.message_id, "conflict", usage_id, Outcome.CONFLICT)
+                elif group is not None:
+                    group.message_ids.append(record.message_id)  # same record twice in one batch: send once
+                elif outcomes[first_message].outcome in (Outcome.PARKED, Outcome.CONFLICT):
+                    first = outcomes[first_message]
+                    park(record.message_id, first.reason or "parked", usage_id, first.outcome)
+                else:
+                    outcomes[record.message_id] = outcomes[first_message]
+                continue
+            try:
+                customer = self._customer(message, customers)
+            except TollgateError:
+                outcomes[record.message_id] = RecordOutcome(Outcome.RETRY, "customer_lookup_unavailable", usage_id)
+                continue
+            if customer is None:
+                park(record.message_id, "unknown_customer", usage_id)
+                seen[usage_id] = (content_hash, None, record.message_id)
+                continue
+            entry = LedgerEntry(usage_id, content_hash, message.meter_identifier(), message.occurred_at)
+            try:
+                claim = self._ledger.claim(entry)
+            except TollgateError:
+                outcomes[record.message_id] = RecordOutcome(Outcome.RETRY, "ledger_unavailable", usage_id)
+                continue
+            group = None
+            if claim is Claim.CLAIMED:
+                event = MeterEvent(
+                    entry.identifier,
+                    message.event_name,
+                    customer,
+                    message.value,
+                    message.occurred_at,
+                    message.dimensions,
+                )
+                group = _Claimed(entry, event, [record.message_id])
+                claimed.append(group)
+            elif claim is Claim.ALREADY_SENT:
+                outcomes[record.message_id] = RecordOutcome(Outcome.DUPLICATE, "ledger", usage_id)
+            else:
+                park(record.message_id, "conflict", usage_id, Outcome.CONFLICT)
+            seen[usage_id] = (content_hash, group, record.message_id)
+        return claimed
+
+    def _customer(self, message: UsageMessage, cache: dict[str, str | None]) -> str | None:
+        if message.stripe_customer_id is not None:
+            return message.stripe_customer_id
+        user_id = message.user_id or ""
+        if user_id not in cache:
+            cache[user_id] = self._directory.customer_for_user(user_id)
+        return cache[user_id]
+
+    def _send(self, claimed: Sequence[_Claimed], outcomes: dict[str, RecordOutcome], park: Callable[..., None]) -> None:
+        if not claimed:
+            return
+        results = {}
+        step = self._transport.max_batch
+        for start in range(0, len(claimed), step):
+            results.update(self._transport.send([c.event for c in claimed[start : start + step]]))
+        settle: list[Settled] = []
+        final: dict[str, tuple[_Claimed, Outcome, str | None]] = {}
+        for group in claimed:
+            result = results[group.entry.identifier]
+            usage_id = group.entry.usage_id
+            if result.delivery in (Delivery.ACCEPTED, Delivery.DUPLICATE):
+                settle.append(Settled(group.entry, LedgerStatus.SENT))
+                kind = Outcome.SENT if result.delivery is Delivery.ACCEPTED else Outcome.DUPLICATE
+                final[usage_id] = (group, kind, result.reason)
+            elif result.delivery is Delivery.REJECTED:
+                settle.append(Settled(group.entry, LedgerStatus.PARKED, result.reason))
+                final[usage_id] = (group, Outcome.PARKED, result.reason)
+            else:
+                final[usage_id] = (group, Outcome.RETRY, result.reason)
+        unsettled = {s.entry.usage_id for s in self._ledger.settle(settle)} if settle else set()
+        for usage_id, (group, settled_kind, settled_reason) in final.items():
+            kind, reason = settled_kind, settled_reason
+            if usage_id in unsettled:
+                # Stripe has it but the ledger does not say so yet: redeliver; the resend is deduplicated.
+                kind, reason = Outcome.RETRY, "ledger_unavailable"
+            for message_id in group.message_ids:
+                if kind is Outcome.PARKED:
+                    park(message_id, reason or "rejected", usage_id)
+                else:
+                    outcomes[message_id] = RecordOutcome(kind, reason, usage_id)
+
+    def _emit(self, records: Sequence[InboundRecord], outcomes: dict[str, RecordOutcome], now: float) -> None:
+        counts = dict.fromkeys(Outcome, 0)
+        for outcome in outcomes.values():
+            counts[outcome.outcome] += 1
+        parked = counts[Outcome.PARKED] + counts[Outcome.CONFLICT]
+        oldest = max(((now * 1000 - r.sent_at_ms) / 1000 for r in records if r.sent_at_ms), default=0.0)
+        logger.info(
+            "usage batch reported",
+            records=len(records),
+            sent=counts[Outcome.SENT],
+            duplicate=counts[Outcome.DUPLICATE],
+            retried=counts[Outcome.RETRY],
+            parked=parked,
+            conflict=counts[Outcome.CONFLICT],
+        )
+        if self._metrics is None:
+            return
+        from tollgate.observability import MetricUnit
+
+        for name, value in (
+            ("UsageSent", counts[Outcome.SENT]),
+            ("UsageDuplicate", counts[Outcome.DUPLICATE]),
+            ("UsageRetried", counts[Outcome.RETRY]),
+            ("UsageParked", parked),
+            ("UsageConflict", counts[Outcome.CONFLICT]),
+        ):
+            self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        self._metrics.add_metric(name="UsageOldestMessageAgeSeconds", unit=MetricUnit.Seconds, value=max(0.0, oldest))
