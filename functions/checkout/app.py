@@ -7,7 +7,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.http import build_resolver, not_implemented
+from tollgate.bootstrap import container
+from tollgate.catalog import PLANS_CACHE_SECONDS
+from tollgate.checkout import CheckoutRequest, CheckoutService
+from tollgate.http import build_resolver, caller_from, json_response, not_implemented
 from tollgate.observability import logger, metrics, tracer
 
 app = build_resolver()
@@ -15,12 +18,16 @@ app = build_resolver()
 
 @app.get("/plans")
 def list_plans() -> Response[str]:
-    return not_implemented("plan catalog")
+    return json_response(container().plan_catalog.get().public_view(), cache_seconds=PLANS_CACHE_SECONDS)
 
 
 @app.post("/checkout/sessions")
-def create_checkout_session() -> Response[str]:
-    return not_implemented("checkout sessions")
+def create_checkout_session(request: CheckoutRequest) -> Response[str]:
+    caller = caller_from(app.current_event)
+    link = CheckoutService.from_container(container()).start(
+        caller, request, app.current_event.headers.get("idempotency-key")
+    )
+    return json_response({"id": link.id, "url": link.url})
 
 
 @app.get("/checkout/sessions/<session_id>")

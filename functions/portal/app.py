@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.http import build_resolver, not_implemented
+from tollgate.bootstrap import container
+from tollgate.http import build_resolver, caller_from, json_response, not_implemented
 from tollgate.observability import logger, metrics, tracer
+from tollgate.portal import PortalRequest, PortalService
 
 app = build_resolver()
 
 
 @app.post("/portal/sessions")
-def create_portal_session() -> Response[str]:
-    return not_implemented("portal sessions")
+def create_portal_session(request: Annotated[PortalRequest | None, Body()] = None) -> Response[str]:
+    caller = caller_from(app.current_event)
+    url = PortalService.from_container(container()).open(
+        caller, request or PortalRequest(), app.current_event.headers.get("idempotency-key")
+    )
+    return json_response({"url": url})
 
 
 @app.get("/billing/subscription")

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
+    from tollgate.catalog import CatalogCache
+    from tollgate.customers import CustomerDirectory
+    from tollgate.rate_limit import RateLimiter
     from tollgate.usage.reporter import UsageReporter
 
 
@@ -75,6 +78,25 @@ class Container:
         from tollgate.adapters.aws import events_client
 
         return events_client()
+
+    # Customer-facing API (checkout and portal functions).
+    @cached_property
+    def customer_directory(self) -> CustomerDirectory:
+        from tollgate.customers import DynamoCustomerDirectory
+
+        return DynamoCustomerDirectory(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def plan_catalog(self) -> CatalogCache:
+        from tollgate.catalog import CatalogCache, StripeCatalogGateway
+
+        return CatalogCache(self.settings.plan_catalog, lambda: StripeCatalogGateway(self.stripe()))
+
+    @cached_property
+    def session_rate_limiter(self) -> RateLimiter:
+        from tollgate.rate_limit import DynamoRateLimiter
+
+        return DynamoRateLimiter(self.dynamodb, self.settings.table_name, self.settings.session_rate_limit_per_minute)
 
 
 _container: Container | None = None

@@ -93,6 +93,10 @@ class Settings(BaseModel):
     secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     webhook_tolerance_seconds: Annotated[int, Field(ge=60, le=600)] = 300
     webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 262_144
+    # Customer-facing API: Checkout options and the per-user limit on session creation.
+    checkout_allow_promotion_codes: bool = False
+    checkout_automatic_tax: bool = False
+    session_rate_limit_per_minute: Annotated[int, Field(ge=1, le=1000)] = 10
 
     @field_validator(
         "plan_catalog",
@@ -161,6 +165,9 @@ class Settings(BaseModel):
             "secret_cache_seconds": environ.get("SECRET_CACHE_SECONDS", "300"),
             "webhook_tolerance_seconds": environ.get("WEBHOOK_TOLERANCE_SECONDS", "300"),
             "webhook_max_body_bytes": environ.get("WEBHOOK_MAX_BODY_BYTES", "262144"),
+            "checkout_allow_promotion_codes": environ.get("CHECKOUT_ALLOW_PROMOTION_CODES", "false"),
+            "checkout_automatic_tax": environ.get("CHECKOUT_AUTOMATIC_TAX", "false"),
+            "session_rate_limit_per_minute": environ.get("SESSION_RATE_LIMIT_PER_MINUTE", "10"),
         }
         present = {k: v for k, v in values.items() if v is not None}
         try:

@@ -1,0 +1,103 @@
+"""Customer Portal sessions for the signed-in user.
+
+The customer comes only from the caller's mapping (never from the body, query or a header), and the return URL
+and portal configuration only from server configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tollgate import errors
+from tollgate.checkout import SessionGateway, StripeSessionGateway, scoped_idempotency_key
+from tollgate.config import Settings
+from tollgate.customers import CustomerDirectory
+from tollgate.observability import logger
+from tollgate.rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from tollgate.bootstrap import Container
+    from tollgate.http import Caller
+    from tollgate.subscriptions.repository import SubscriptionRepository
+
+PortalFlow = Literal["payment_method_update", "subscription_cancel", "subscription_update"]
+#: Portal sessions are short-lived: a derived key only merges repeats within one minute.
+DERIVED_KEY_WINDOW_SECONDS = 60
+
+
+class PortalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    flow: PortalFlow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortalOptions:
+    return_url: str
+    configuration_id: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PortalOptions:
+        if not settings.portal_return_url:
+            raise errors.ConfigurationError("PORTAL_RETURN_URL is required")
+        return cls(return_url=settings.portal_return_url, configuration_id=settings.portal_configuration_id)
+
+
+@dataclass(frozen=True)
+class PortalService:
+    options: PortalOptions
+    directory: CustomerDirectory
+    subscriptions: SubscriptionRepository
+    rate_limiter: RateLimiter
+    sessions: SessionGateway
+    clock: Callable[[], float] = time.time
+
+    def open(self, caller: Caller, request: PortalRequest, client_key: str | None) -> str:
+        key = scoped_idempotency_key(
+            "portal",
+            caller.user_id,
+            client_key,
+            (request.flow or "",),
+            now=self.clock(),
+            window=DERIVED_KEY_WINDOW_SECONDS,
+        )
+        self.rate_limiter.admit(caller.user_id)
+        customer_id = self.directory.customer_for_user(caller.user_id)
+        if customer_id is None:
+            raise errors.NotFound("no billing account yet: start a checkout first")
+        params: dict[str, Any] = {"customer": customer_id, "return_url": self.options.return_url}
+        if self.options.configuration_id:
+            params["configuration"] = self.options.configuration_id
+        if request.flow == "payment_method_update":
+            params["flow_data"] = {"type": "payment_method_update"}
+        elif request.flow is not None:
+            params["flow_data"] = {
+                "type": request.flow,
+                request.flow: {"subscription": self._subscription(customer_id)},
+            }
+        url = self.sessions.create_portal_session(params, key)
+        logger.info("portal session created", customer_id=customer_id, flow=request.flow or "home")
+        return url
+
+    def _subscription(self, customer_id: str) -> str:
+        state = self.subscriptions.current_for_customer(customer_id)
+        if state is None or state.gone or state.kind != "subscription" or state.status in ("canceled",):
+            raise errors.Conflict("no subscription to manage")
+        return state.subscription_id
+
+    @classmethod
+    def from_container(cls, c: Container) -> PortalService:
+        from tollgate.subscriptions.repository import DynamoSubscriptionRepository
+
+        return cls(
+            options=PortalOptions.from_settings(c.settings),
+            directory=c.customer_directory,
+            subscriptions=DynamoSubscriptionRepository(c.dynamodb, c.settings.table_name),
+            rate_limiter=c.session_rate_limiter,
+            sessions=StripeSessionGateway(c.stripe()),
+        )
