@@ -1,4 +1,4 @@
-"""Webhook function: verifies, deduplicates and applies Stripe events."""
+"""Webhook function: verifies, deduplicates and applies Stripe events (snapshot and thin, one URL)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,25 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.http import build_resolver, not_implemented
+from tollgate.bootstrap import container
+from tollgate.http import build_resolver, json_response
 from tollgate.observability import logger, metrics, tracer
+from tollgate.webhooks.processor import Delivery, header, raw_body
+from tollgate.webhooks.wiring import webhook_service
 
 app = build_resolver()
 
 
 @app.post("/webhooks/stripe")
 def receive_stripe_event() -> Response[str]:
-    return not_implemented("webhook processing")
+    event = app.current_event.raw_event
+    delivery = Delivery(
+        body=raw_body(event),
+        signature=header(event, "stripe-signature"),
+        remaining_ms=app.lambda_context.get_remaining_time_in_millis(),
+    )
+    outcome = webhook_service(container()).receive(delivery)
+    return json_response({"received": True, "result": outcome.result})
 
 
 @logger.inject_lambda_context(clear_state=True)

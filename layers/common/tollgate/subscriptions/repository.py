@@ -12,7 +12,6 @@ the answer, so callers learn the transition (for domain events) without an extra
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,15 @@ _STATUS_RANK = {
 }
 
 
+#: Fields whose change makes a domain event (see tollgate.domain_events.subscription_transition).
+TRACKED_FIELDS = ("status", "gone", "cancel_at_period_end", "price_id", "quantity")
+
+
+def previous_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The tracked fields as they were before the last write to this item."""
+    return {name: item.get(f"prev_{name}") for name in TRACKED_FIELDS}
+
+
 def customer_pk(customer_id: str) -> str:
     return f"CUSTOMER#{customer_id}"
 
@@ -71,8 +79,6 @@ class StateWrite:
     aspect: Aspect
     fields: Mapping[str, FieldValue]
     watermark: Watermark
-    #: Domain events this change publishes, kept on the item so a retry after a crash can publish them again.
-    outbox: tuple[dict[str, Any], ...] = ()
 
 
 class WriteOutcome(StrEnum):
@@ -182,13 +188,14 @@ def update_params(table: str, write: StateWrite, now: int) -> dict[str, Any]:
         else:
             values[f":f{i}"] = to_attribute(value)
             sets.append(f"#f{i} = :f{i}")
-    if write.outbox:
-        names["#outbox"] = "outbox"
-        values[":outbox"] = {"S": json.dumps(list(write.outbox), separators=(",", ":"))}
-        sets.append("#outbox = :outbox")
-    else:
-        names["#outbox"] = "outbox"
-        removes.append("#outbox")
+    if write.aspect == "subscription":
+        # Keep the fields a transition is judged on as they were before this write (SET operands read the old
+        # item), so a retry that finds its own write already committed can still tell what changed.
+        values[":absent"] = {"NULL": True}
+        for j, name in enumerate(TRACKED_FIELDS):
+            names[f"#t{j}"] = name
+            names[f"#p{j}"] = f"prev_{name}"
+            sets.append(f"#p{j} = if_not_exists(#t{j}, :absent)")
     if write.watermark.rank == Watermark.SNAPSHOT:
         # Strictly older second only: a same-second state is a tie the caller settles by fetching the object.
         values[":bound"] = {"S": write.watermark.second_floor()}

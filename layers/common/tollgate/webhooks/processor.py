@@ -1,0 +1,210 @@
+"""The webhook use case: size cap -> signature -> parse -> dispatch lookup -> claim -> apply -> publish -> complete.
+
+No 2xx is returned before the event's state is committed: a duplicate of a completed event gets 2xx with no
+writes, a duplicate of an event another worker holds waits briefly for it and otherwise gets 409 (Stripe retries).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tollgate import errors
+from tollgate.customers import CustomerDirectory
+from tollgate.domain_events import DomainEvent, DomainEventPublisher, domain_event, subscription_transition
+from tollgate.observability import MetricUnit, logger, metrics
+from tollgate.subscriptions.repository import StateWrite, SubscriptionRepository, WriteOutcome, previous_fields
+from tollgate.webhooks.envelope import SnapshotEvent, StripeEvent, parse_event
+from tollgate.webhooks.handlers import Effects, HandlerContext, MeterErrorReport, handler_for
+from tollgate.webhooks.ledger import ClaimStatus, EventLedger
+from tollgate.webhooks.verification import SignatureRejected, verify_signature
+
+#: Leave this much of the invocation for answering after the lease would lapse.
+LEASE_SAFETY_MS = 500
+
+
+class MeterErrorLog(Protocol):
+    def record(self, report: MeterErrorReport) -> None: ...
+
+
+class CustomerDeletions(Protocol):
+    def mark_deleted(self, customer_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    body: bytes
+    signature: str | None
+    remaining_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A 2xx answer; failures raise tollgate errors mapped to HTTP in one place."""
+
+    result: str
+    event_id: str | None = None
+    state_changes: int = 0
+
+
+@dataclass
+class WebhookService:
+    signing_secrets: Callable[[], Sequence[str]]
+    ledger: EventLedger
+    repository: SubscriptionRepository
+    directory: CustomerDirectory
+    publisher: DomainEventPublisher
+    context: HandlerContext
+    meter_errors: MeterErrorLog
+    tolerance_seconds: int = 300
+    max_body_bytes: int = 262_144
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    in_progress_wait_seconds: float = 1.0
+    livemode: bool | None = None
+
+    def receive(self, delivery: Delivery) -> Outcome:
+        if len(delivery.body) > self.max_body_bytes:
+            metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+            raise errors.PayloadTooLarge()
+        secrets = self.signing_secrets()
+        if not secrets:
+            raise errors.ConfigurationError("no webhook signing secret configured")  # fail closed: 5xx
+        try:
+            verify_signature(delivery.body, delivery.signature, secrets, self.tolerance_seconds, int(self.clock()))
+        except SignatureRejected as rejected:
+            metrics.add_metric(name="WebhookSignatureFailed", unit=MetricUnit.Count, value=1)
+            logger.warning("webhook signature rejected", reason=rejected.reason)
+            raise errors.InvalidRequest() from None
+        event = parse_event(delivery.body)
+        if self.livemode is not None and event.livemode != self.livemode:
+            metrics.add_metric(name="WebhookWrongMode", unit=MetricUnit.Count, value=1)
+            logger.warning("event from the other mode ignored", event_id=event.id)
+            return Outcome("ignored_mode", event.id)
+        handler = handler_for(event)
+        if handler is None:
+            metrics.add_metric(name="WebhookUnhandledType", unit=MetricUnit.Count, value=1)
+            logger.info("event type not handled", event_id=event.id, event_type=event.type)
+            return Outcome("unhandled_type", event.id)
+        return self._process_once(event, handler, delivery.remaining_ms)
+
+    def _process_once(
+        self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], remaining_ms: int
+    ) -> Outcome:
+        started = self.clock()
+        lease_seconds = max(1, (remaining_ms - LEASE_SAFETY_MS) // 1000)
+        deadline = started + min(self.in_progress_wait_seconds, max(0.0, (remaining_ms - 2 * LEASE_SAFETY_MS) / 1000))
+        while True:
+            claim = self.ledger.claim(event.id, event.type, int(self.clock()) + lease_seconds)
+            if claim.status is ClaimStatus.COMPLETED:
+                metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+                return Outcome("duplicate", event.id)
+            if claim.status is ClaimStatus.CLAIMED:
+                break
+            if self.clock() >= deadline:
+                logger.info("event in progress elsewhere", event_id=event.id)
+                raise errors.Conflict("event is being processed")
+            self.sleep(0.05)
+        try:
+            changes = self._apply(event, handler(event, self.context))
+        except Exception:
+            # Release so Stripe's retry can apply it; a crash that skips this leaves a lease that expires.
+            try:
+                self.ledger.release(event.id, claim.token)
+            except errors.TollgateError:
+                logger.warning("lease release failed; it expires on its own", event_id=event.id)
+            raise
+        self.ledger.complete(event.id, claim.token)
+        metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
+        logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
+        return Outcome("applied", event.id, changes)
+
+    def _apply(self, event: StripeEvent, effects: Effects) -> int:
+        if effects.link is not None:
+            user_id, customer_id = effects.link
+            try:
+                self.directory.link(user_id, customer_id)
+            except errors.Conflict:
+                # Permanent: retrying would never succeed. Count it and carry on with the projection.
+                metrics.add_metric(name="WebhookLinkConflict", unit=MetricUnit.Count, value=1)
+                logger.warning("customer already linked to another user", customer_id=customer_id)
+        outgoing: list[DomainEvent] = list(effects.announcements)
+        changes = 0
+        for write in effects.writes:
+            result = self.repository.write_if_newer(write)
+            if result.outcome is WriteOutcome.TIE and effects.refetch is not None:
+                metrics.add_metric(name="WebhookFetchLatest", unit=MetricUnit.Count, value=1)
+                for fetched in effects.refetch():
+                    changes += self._commit_one(event, fetched, outgoing)
+                continue
+            changes += self._record(event, write, result.outcome, result.previous, outgoing)
+        if effects.customer_deleted and hasattr(self.directory, "mark_deleted"):
+            self.directory.mark_deleted(effects.customer_deleted)
+        if effects.meter_error is not None:
+            metrics.add_metric(name="MeterErrorReports", unit=MetricUnit.Count, value=1)
+            self.meter_errors.record(effects.meter_error)
+        if outgoing:
+            self.publisher.publish(outgoing)
+        return changes
+
+    def _commit_one(self, event: StripeEvent, write: StateWrite, outgoing: list[DomainEvent]) -> int:
+        result = self.repository.write_if_newer(write)
+        return self._record(event, write, result.outcome, result.previous, outgoing)
+
+    def _record(
+        self,
+        event: StripeEvent,
+        write: StateWrite,
+        outcome: WriteOutcome,
+        previous: Mapping[str, Any],
+        outgoing: list[DomainEvent],
+    ) -> int:
+        if outcome is WriteOutcome.APPLIED:
+            before: Mapping[str, Any] = previous
+        elif outcome is WriteOutcome.ALREADY_APPLIED:
+            before = previous_fields(previous)  # our own earlier attempt committed, then crashed
+        else:
+            return 0
+        if write.aspect == "subscription":
+            name = subscription_transition(before, write.fields)
+            if name:
+                outgoing.append(
+                    domain_event(
+                        name,
+                        event.id,
+                        write.watermark.created,
+                        customer_id=write.customer_id,
+                        subscription_id=write.sort_key.removeprefix("SUBSCRIPTION#"),
+                        data={"status": write.fields.get("status"), "previous_status": before.get("status")},
+                    )
+                )
+        return 1 if outcome is WriteOutcome.APPLIED else 0
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes:
+    """The exact bytes Stripe signed, from an API Gateway HTTP API (payload 2.0) event."""
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        raise errors.InvalidRequest()
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidRequest() from None
+    return body.encode("utf-8")
+
+
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    """Header names are case-insensitive; HTTP API lower-cases them, other front doors may not."""
+    headers = event.get("headers") or {}
+    wanted = name.lower()
+    values = [v for k, v in headers.items() if isinstance(k, str) and k.lower() == wanted and isinstance(v, str)]
+    return ",".join(values) if values else None
+
+
+def is_snapshot(event: StripeEvent) -> bool:
+    return isinstance(event, SnapshotEvent)

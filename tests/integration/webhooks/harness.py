@@ -1,0 +1,163 @@
+"""A webhook harness on moto: real DynamoDB adapters, a Stripe stand-in for fetch-latest, a recording bus,
+and a sender that signs deliveries the way Stripe does."""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tollgate import errors
+from tollgate.domain_events import DomainEvent
+from tollgate.subscriptions.repository import DynamoSubscriptionRepository, StateWrite, WriteResult
+from tollgate.webhooks.handlers import HandlerContext, MeterErrorReport
+from tollgate.webhooks.ledger import DynamoEventLedger
+from tollgate.webhooks.processor import Delivery, Outcome, WebhookService
+from tollgate.webhooks.verification import sign
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "stripe"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def signing_secret() -> str:
+    return "wh" + "sec_" + secrets.token_hex(16)
+
+
+class StripeStandIn:
+    """Authoritative current objects for fetch-latest, with fault knobs."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.fail_with: errors.TollgateError | None = None
+        self.fetches = 0
+        self._lock = threading.Lock()
+
+    def _get(self, object_id: str) -> dict[str, Any]:
+        with self._lock:
+            self.fetches += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+        if object_id not in self.objects:
+            raise errors.UpstreamNotFound()
+        return copy.deepcopy(self.objects[object_id])
+
+    subscription = invoice = checkout_session = pricing_plan_subscription = _get
+
+    def active_entitlement_keys(self, customer_id: str) -> tuple[str, ...]:
+        return tuple(self._get(f"entitlements:{customer_id}")["keys"])
+
+
+@dataclass
+class RecordingBus:
+    events: list[DomainEvent] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, events: Any) -> None:
+        with self._lock:
+            self.events.extend(events)
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+
+@dataclass
+class FakeDirectory:
+    links: dict[str, str] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+    def link(self, user_id: str, customer_id: str) -> None:
+        if self.links.get(customer_id, user_id) != user_id:
+            raise errors.Conflict()
+        self.links[customer_id] = user_id
+
+    def user_for_customer(self, customer_id: str) -> str | None:
+        return self.links.get(customer_id)
+
+    def customer_for_user(self, user_id: str) -> str | None:
+        return next((c for c, u in self.links.items() if u == user_id), None)
+
+    def mark_deleted(self, customer_id: str) -> None:
+        self.deleted.add(customer_id)
+
+
+@dataclass
+class MeterErrors:
+    reports: list[MeterErrorReport] = field(default_factory=list)
+
+    def record(self, report: MeterErrorReport) -> None:
+        self.reports.append(report)
+
+
+class CountingRepository(DynamoSubscriptionRepository):
+    """Counts state changes that committed (the side effects the load tests assert on)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.applied: list[str] = []
+        self.before_write: Callable[[StateWrite], None] | None = None
+        self._lock = threading.Lock()
+
+    def write_if_newer(self, write: StateWrite) -> WriteResult:
+        if self.before_write:
+            self.before_write(write)
+        result = super().write_if_newer(write)
+        if result.outcome.value == "applied":
+            with self._lock:
+                self.applied.append(write.watermark.event_id)
+        return result
+
+
+class Clock:
+    def __init__(self, now: float = 1_790_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    service: WebhookService
+    stripe: StripeStandIn
+    bus: RecordingBus
+    directory: FakeDirectory
+    repository: CountingRepository
+    meter_errors: MeterErrors
+    secrets: list[str]
+    clock: Clock
+
+    def deliver(self, event: dict[str, Any] | bytes, *, secret: str | None = None, remaining_ms: int = 9000) -> Outcome:
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        header = sign(body, secret or self.secrets[0], int(self.clock()))
+        return self.service.receive(Delivery(body, header, remaining_ms))
+
+
+def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_seconds: float = 0.0) -> Harness:
+    clock = clock or Clock()
+    stripe = StripeStandIn()
+    bus = RecordingBus()
+    directory = FakeDirectory()
+    repo = CountingRepository(client, table, clock=clock)
+    meter = MeterErrors()
+    keys = [signing_secret()]
+    service = WebhookService(
+        signing_secrets=lambda: keys,
+        ledger=DynamoEventLedger(client, table, clock=clock),
+        repository=repo,
+        directory=directory,
+        publisher=bus,
+        context=HandlerContext(reader=stripe, catalog=None),
+        meter_errors=meter,
+        clock=clock,
+        sleep=lambda s: None,
+        in_progress_wait_seconds=wait_seconds,
+    )
+    return Harness(service, stripe, bus, directory, repo, meter, keys, clock)

@@ -1,0 +1,238 @@
+"""The webhook pipeline on moto with real-shaped events: dispatch, dedup, order safety, fetch-latest, faults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tollgate import errors
+from tollgate.webhooks.processor import Delivery
+
+
+class Crash(BaseException):
+    """A Lambda timeout: skips every `except Exception` clean-up."""
+
+
+@pytest.fixture
+def h(billing_table: str) -> Harness:
+    return build_harness(boto3.client("dynamodb"), billing_table)
+
+
+def sub_event(eid: str, created: int, status: str = "active", **changes: Any) -> dict[str, Any]:
+    event = load_event("customer.subscription.updated")
+    event["id"], event["created"] = eid, created
+    event["data"]["object"]["status"] = status
+    event["data"]["object"].update(changes)
+    return event
+
+
+def current(h: Harness) -> Any:
+    return h.repository.current_for_customer("cus_TestProjection01")
+
+
+def test_subscription_update_projects_items_period_and_links_the_user(h: Harness) -> None:
+    # Given a real-shaped customer.subscription.updated
+    outcome = h.deliver(load_event("customer.subscription.updated"))
+    # Then the projection holds status, price, quantity and the period end taken from the items
+    state = current(h)
+    assert outcome.result == "applied"
+    assert (state.status, state.price_id, state.quantity) == ("active", "price_1TestPro", 1)
+    assert (state.current_period_start, state.current_period_end) == (1790000000, 1792592000)
+    assert h.directory.links == {"cus_TestProjection01": "user-123"}
+    assert h.bus.names() == ["subscription.activated"]
+
+
+def test_a_duplicate_of_a_completed_event_answers_2xx_with_no_writes(h: Harness) -> None:
+    event = load_event("customer.subscription.updated")
+    h.deliver(event)
+    # When Stripe delivers it again
+    outcome = h.deliver(event)
+    # Then 2xx, no new state change, no new domain event
+    assert outcome.result == "duplicate"
+    assert len(h.repository.applied) == 1
+    assert len(h.bus.events) == 1
+
+
+def test_an_older_snapshot_never_overwrites_newer_state(h: Harness) -> None:
+    h.deliver(sub_event("evt_new", 200, "canceled"))
+    h.deliver(sub_event("evt_old", 100, "active"))
+    assert current(h).status == "canceled"
+    assert h.stripe.fetches == 0
+
+
+def test_a_same_second_tie_fetches_the_current_object(h: Harness) -> None:
+    # Given Stripe's current state is past_due and two events of the same second arrive
+    latest = sub_event("x", 0, "past_due")["data"]["object"]
+    h.stripe.objects[latest["id"]] = latest
+    h.deliver(sub_event("evt_b", 100, "past_due"))
+    h.deliver(sub_event("evt_a", 100, "active"))
+    # Then the tie was settled by fetch-latest, not by arrival order
+    assert h.stripe.fetches == 1
+    assert current(h).status == "past_due"
+
+
+def test_invoice_failure_projects_latest_invoice_and_announces_payment_failed(h: Harness) -> None:
+    h.deliver(load_event("invoice.payment_failed"))
+    h.deliver(load_event("customer.subscription.updated"))
+    state = current(h)
+    assert (state.latest_invoice_id, state.latest_invoice_status) == ("in_1TestProjection0001", "open")
+    assert h.bus.names()[0] == "payment.failed"
+
+
+def test_checkout_completed_fetches_the_subscription_and_grants(h: Harness) -> None:
+    sub = load_event("customer.subscription.updated")["data"]["object"]
+    h.stripe.objects[sub["id"]] = sub
+    h.deliver(load_event("checkout.session.completed"))
+    assert current(h).status == "active"
+    assert h.directory.links["cus_TestProjection01"] == "user-123"
+    assert h.bus.names() == ["subscription.activated"]
+
+
+def test_entitlements_summary_projects_feature_lookup_keys(h: Harness) -> None:
+    h.deliver(load_event("customer.subscription.updated"))
+    h.deliver(load_event("entitlements.active_entitlement_summary.updated"))
+    assert current(h).features == ("pro_features",)
+
+
+def test_customer_deleted_is_recorded_and_announced(h: Harness) -> None:
+    h.deliver(load_event("customer.deleted"))
+    assert h.directory.deleted == {"cus_TestProjection01"}
+    assert h.bus.names() == ["customer.deleted"]
+
+
+def test_thin_event_fetches_current_state(h: Harness) -> None:
+    h.stripe.objects["bpps_test_61TestPricingPlan0001"] = {
+        "id": "bpps_test_61TestPricingPlan0001",
+        "object": "v2.billing.pricing_plan_subscription",
+        "customer": "cus_TestProjection01",
+        "servicing_status": "active",
+        "collection_status": "current",
+        "pricing_plan": "bpp_test_1",
+        "metadata": {},
+    }
+    h.deliver(load_event("v2.billing.pricing_plan_subscription.servicing_activated"))
+    state = current(h)
+    assert (state.kind, state.pricing_plan_servicing, state.pricing_plan_collection) == (
+        "pricing_plan_subscription",
+        "active",
+        "current",
+    )
+    assert h.stripe.fetches == 1
+
+
+def test_thin_event_for_a_deleted_object_is_acknowledged(h: Harness) -> None:
+    outcome = h.deliver(load_event("v2.billing.pricing_plan_subscription.servicing_activated"))
+    assert outcome.result == "applied"
+    assert current(h) is None
+
+
+def test_thin_event_fetch_5xx_is_non_2xx_and_the_retry_applies(h: Harness) -> None:
+    event = load_event("v2.billing.pricing_plan_subscription.servicing_activated")
+    h.stripe.fail_with = errors.UpstreamUnavailable()
+    with pytest.raises(errors.UpstreamUnavailable):
+        h.deliver(event)
+    # When Stripe retries after the outage
+    h.stripe.fail_with = None
+    assert h.deliver(event).result == "applied"  # the failed attempt released its lease
+
+
+def test_deleted_subscription_on_tie_is_recorded_as_gone(h: Harness) -> None:
+    # Given two same-second events and a subscription Stripe no longer has (retrieve answers 404)
+    h.deliver(sub_event("evt_b", 100))
+    outcome = h.deliver(sub_event("evt_a", 100))
+    # Then the delivery is acknowledged and the object recorded as gone, which denies access
+    (state,) = h.repository.for_customer("cus_TestProjection01")
+    assert outcome.result == "applied"
+    assert (state.gone, state.status) == (True, "canceled")
+    assert "subscription.canceled" in h.bus.names()
+
+
+def test_meter_error_report_is_recorded_and_counted(h: Harness) -> None:
+    h.deliver(load_event("v1.billing.meter.error_report_triggered"))
+    (report,) = h.meter_errors.reports
+    assert (report.meter_id, report.error_codes, report.identifiers) == (
+        "mtr_test_61TestMeter0001",
+        ("meter_event_no_customer_defined",),
+        ("usage-42",),
+    )
+
+
+def test_unknown_and_health_types_are_acknowledged(h: Harness) -> None:
+    unknown = sub_event("evt_unknown", 100)
+    unknown["type"] = "charge.refunded"
+    assert h.deliver(unknown).result == "unhandled_type"
+    health = load_event("v2.billing.pricing_plan_subscription.servicing_activated")
+    health["type"] = "v2.core.health.api_error.firing"
+    assert h.deliver(health).result == "applied"
+    assert h.bus.names() == ["stripe.health"]
+
+
+def test_wrong_kind_or_malformed_payload_is_400(h: Harness) -> None:
+    thin_as_snapshot = load_event("v2.billing.pricing_plan_subscription.servicing_activated")
+    thin_as_snapshot["object"] = "event"
+    for body in (thin_as_snapshot, {"object": "list"}, b"not json", b"\xff\xfe"):
+        with pytest.raises(errors.InvalidRequest):
+            h.deliver(body)
+
+
+def test_body_over_the_cap_is_413_before_any_signature_work(h: Harness) -> None:
+    with pytest.raises(errors.PayloadTooLarge):
+        h.service.receive(Delivery(b"x" * (h.service.max_body_bytes + 1), None, 9000))
+
+
+def test_no_signing_secret_fails_closed_with_5xx(h: Harness) -> None:
+    h.secrets.clear()
+    with pytest.raises(errors.ConfigurationError):
+        h.deliver(load_event("customer.subscription.updated"), secret="anything")
+
+
+def test_in_progress_duplicate_is_non_2xx_and_an_expired_lease_is_reclaimed(h: Harness) -> None:
+    event = load_event("customer.subscription.updated")
+
+    def crash(_: Any) -> None:
+        raise Crash
+
+    # Given an attempt that claimed the event and died before committing (a timeout)
+    h.repository.before_write = crash
+    with pytest.raises(Crash):
+        h.deliver(event, remaining_ms=5000)
+    h.repository.before_write = None
+    # When a retry arrives while the lease is alive, then after it expired
+    with pytest.raises(errors.Conflict):
+        h.deliver(event)
+    h.clock.now += 10
+    # Then the first is refused (Stripe retries) and the second applies exactly once
+    assert h.deliver(event).result == "applied"
+    assert h.repository.applied == ["evt_1TestSubUpdated0001"]
+
+
+def test_every_lease_expires_within_the_remaining_invocation_time(h: Harness, billing_table: str) -> None:
+    h.repository.before_write = lambda _: (_ for _ in ()).throw(Crash())
+    with pytest.raises(Crash):
+        h.deliver(load_event("customer.subscription.updated"), remaining_ms=3000)
+    item = boto3.client("dynamodb").get_item(
+        TableName=billing_table, Key={"pk": {"S": "EVENT#evt_1TestSubUpdated0001"}, "sk": {"S": "EVENT"}}
+    )["Item"]
+    assert int(item["lease_expires_at"]["N"]) <= h.clock.now + 3
+    assert int(item["expires_at"]["N"]) >= h.clock.now + 30 * 86400
+
+
+def test_crash_after_commit_republishes_the_transition_on_retry(h: Harness) -> None:
+    event = load_event("customer.subscription.updated")
+    original = h.service.publisher.publish
+
+    def crash(_: Any) -> None:
+        raise Crash
+
+    h.service.publisher.publish = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        h.deliver(event, remaining_ms=2000)
+    h.service.publisher.publish = original  # type: ignore[method-assign]
+    h.clock.now += 5
+    h.deliver(event)
+    # The state was committed once; the retry still announced the activation it caused
+    assert h.repository.applied == ["evt_1TestSubUpdated0001"]
+    assert h.bus.names() == ["subscription.activated"]
