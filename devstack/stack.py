@@ -1,0 +1,326 @@
+"""The whole product on 127.0.0.1: AWS stand-ins, the Stripe emulator, the HTTP API and the SQS poller.
+
+``LocalStack`` is what ``make dev`` runs in the foreground and what the e2e tests start once per session. Every
+local resource comes from template.yaml; the only local-specific inputs are endpoints and development credentials,
+handed to the functions as configuration (``AWS_ENDPOINT_URL``, ``STRIPE_API_BASE``, ``STRIPE_METER_EVENTS_BASE``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import requests
+
+from devstack.aws_resources import CreatedResource, MotoServer, create_from_template, local_clients
+from devstack.functions import FunctionHost, functions_from_template
+from devstack.http_api import HttpApiEmulator, http_api_from_template
+from devstack.jwt_authorizer import CachingJwks
+from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
+from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template
+
+log = logging.getLogger("devstack")
+
+STATE_DIR = ROOT / ".devstack"
+DEV_USER_EMAIL = "dev@example.com"
+# v2-only event types the webhook function takes as thin events (meter errors have no v1 snapshot event).
+THIN_EVENT_TYPES = ("v1.billing.meter.error_report_triggered", "v1.billing.meter.no_meter_found")
+# moto's Cognito signs every pool's tokens with one published key: fine for a local issuer, never for real use.
+MOTO_SIGNING_KID = "dummy"
+
+
+@dataclass
+class StackConfig:
+    template_path: Path = TEMPLATE_PATH
+    stack_name: str = "tollgate"
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    api_port: int = 0
+    stripe_port: int = 0
+    aws_port: int = 0
+    state_dir: Path | None = STATE_DIR
+    webhook_retry_base_seconds: float = 5.0
+    prewarm: bool = False
+    start_pollers: bool = True
+
+
+def moto_signing_key() -> Any:
+    from moto.utilities.utils import load_resource
+
+    jwk = load_resource("cognitoidp/resources/jwks-private.json")
+    jwk = jwk["keys"][0] if "keys" in jwk else jwk
+    return jwt.PyJWK(jwk, algorithm="RS256").key
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.template = load_template(self.config.template_path)
+        self.resolver = Resolver(
+            self.template, stack_name=self.config.stack_name, parameter_overrides=self.config.parameter_overrides
+        )
+        self.moto = MotoServer(self.config.host, self.config.aws_port)
+        self.resources: dict[str, CreatedResource] = {}
+        self.emulator: Any = None
+        self.functions: FunctionHost | None = None
+        self.api: HttpApiEmulator | None = None
+        self.pollers: list[SqsPoller] = []
+        self.api_key = ""
+        self.webhook_secrets: list[str] = []
+        self.dev_user: dict[str, str] = {}
+        self.startup_seconds = 0.0
+
+    # ---- facts for tests and scripts ------------------------------------------------------------------
+
+    @property
+    def aws_endpoint(self) -> str:
+        return self.moto.endpoint
+
+    @property
+    def api_url(self) -> str:
+        return self.api.url if self.api else ""
+
+    @property
+    def stripe_url(self) -> str:
+        return str(self.emulator.url) if self.emulator else ""
+
+    def ref(self, logical_id: str) -> Any:
+        return self.resources[logical_id].ref
+
+    @property
+    def usage_queue_url(self) -> str:
+        return str(self.ref("UsageQueue"))
+
+    @property
+    def dlq_url(self) -> str:
+        return str(self.ref("UsageDeadLetterQueue"))
+
+    @property
+    def table_name(self) -> str:
+        return str(self.ref("BillingTable"))
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the local AWS stand-ins."""
+        return local_clients(self.aws_endpoint, self.resolver.region)(service)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        started = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _start(self) -> None:
+        from devstack.stripe_emulator import StripeEmulator
+
+        self.moto.start()
+        self.resources = create_from_template(self.resolver, local_clients(self.aws_endpoint, self.resolver.region))
+
+        self.api_key = "sk" + "_test_" + secrets.token_hex(24)
+        self.emulator = StripeEmulator(
+            api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
+        )
+        self.emulator.start(self.config.host, self.config.stripe_port)
+
+        specs = functions_from_template(self.resolver)
+        self.functions = FunctionHost(specs, self.local_environment())
+        jwks = CachingJwks(url_for=self._jwks_url)
+        self.api = HttpApiEmulator(http_api_from_template(self.resolver), self.functions.invoke, jwks)
+        self.api.start(self.config.host, self.config.api_port)
+
+        self._register_webhooks_and_seed_secret()
+        if "UserPool" in self.resources:
+            self.dev_user = self._create_dev_user()
+        if self.config.start_pollers:
+            self._start_pollers()
+        if self.config.prewarm:
+            self.functions.prewarm()
+        if self.config.state_dir is not None:
+            self.write_endpoints(self.config.state_dir / "endpoints.json")
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers = []
+        if self.api is not None:
+            self.api.stop()
+        if self.functions is not None:
+            self.functions.stop()
+        if self.emulator is not None:
+            self.emulator.stop()
+        self.moto.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- wiring ---------------------------------------------------------------------------------------------
+
+    def local_environment(self) -> dict[str, str]:
+        """The only differences between a local function and a deployed one: endpoints and fake credentials."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": self.resolver.region,
+            "AWS_DEFAULT_REGION": self.resolver.region,
+            "STRIPE_API_BASE": self.stripe_url,
+            "STRIPE_METER_EVENTS_BASE": self.stripe_url,
+            # No X-Ray daemon locally; tracing stays configured (Tracing: Active) but sends nothing.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    def _jwks_url(self, issuer: str) -> str:
+        # The template's Cognito issuer is https://cognito-idp.<region>.amazonaws.com/<pool>; moto serves its keys.
+        pool_id = issuer.rstrip("/").rsplit("/", 1)[-1]
+        return f"{self.aws_endpoint}/{pool_id}/.well-known/jwks.json"
+
+    def _stripe(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = requests.request(
+            method,
+            self.stripe_url + path,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=10,
+            **kwargs,
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _register_webhooks_and_seed_secret(self) -> None:
+        webhook_url = f"{self.api_url}/webhooks/stripe"
+        endpoint = self._stripe(
+            "POST",
+            "/v1/webhook_endpoints",
+            data={"url": webhook_url, "enabled_events[0]": "*", "description": "local stack"},
+        )
+        destination = self._stripe(
+            "POST",
+            "/v2/core/event_destinations",
+            json={
+                "name": "local stack (thin)",
+                "type": "webhook_endpoint",
+                "event_payload": "thin",
+                "enabled_events": list(THIN_EVENT_TYPES),
+                "webhook_endpoint": {"url": webhook_url},
+            },
+        )
+        self.webhook_secrets = [endpoint["secret"], destination["webhook_endpoint"]["signing_secret"]]
+        # What an operator puts into the secret after deploy, here with development values.
+        self.client("secretsmanager").put_secret_value(
+            SecretId=self.ref("StripeSecret"),
+            SecretString=json.dumps({"api_key": self.api_key, "webhook_secrets": self.webhook_secrets}),
+        )
+
+    def _start_pollers(self) -> None:
+        assert self.functions is not None
+        sqs = self.client("sqs")
+        for source in sqs_sources_from_template(self.resolver):
+            queue = self.resources[source.queue_id]
+            poller = SqsPoller(
+                source,
+                queue_url=str(queue.ref),
+                queue_arn=str(queue.attributes["Arn"]),
+                sqs=sqs,
+                invoke=self.functions.invoke,
+                region=self.resolver.region,
+            )
+            poller.start()
+            self.pollers.append(poller)
+
+    # ---- identities -----------------------------------------------------------------------------------------
+
+    def _create_dev_user(self) -> dict[str, str]:
+        cognito = self.client("cognito-idp")
+        password = "Dev-" + secrets.token_urlsafe(12) + "-9a"
+        pool_id, client_id = self.ref("UserPool"), self.ref("UserPoolClient")
+        user = cognito.admin_create_user(
+            UserPoolId=pool_id,
+            Username=DEV_USER_EMAIL,
+            UserAttributes=[{"Name": "email", "Value": DEV_USER_EMAIL}, {"Name": "email_verified", "Value": "true"}],
+            MessageAction="SUPPRESS",
+        )["User"]
+        cognito.admin_set_user_password(UserPoolId=pool_id, Username=DEV_USER_EMAIL, Password=password, Permanent=True)
+        sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
+        return {"email": DEV_USER_EMAIL, "password": password, "sub": sub, "pool_id": pool_id, "client_id": client_id}
+
+    def dev_token(self) -> str:
+        """A real Cognito (moto) access token for the seeded development user."""
+        return issue_dev_token(self.client("cognito-idp"), self.dev_user)
+
+    def token_for(self, user_id: str, email: str | None = None, *, ttl_seconds: int = 3600) -> str:
+        """An access token for any user id, signed with the local issuer's key and shaped like Cognito's.
+
+        ``email`` adds ``email``/``email_verified`` claims, as a pre-token-generation trigger would.
+        """
+        assert self.api is not None
+        config = next(iter(self.api.spec.authorizers.values()))
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "iss": config.issuer,
+            "client_id": config.audience[0],
+            "token_use": "access",
+            "scope": " ".join(config.scopes),
+            "auth_time": now,
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "jti": str(uuid.uuid4()),
+            "username": user_id,
+        }
+        if email is not None:
+            claims.update({"email": email, "email_verified": True})
+        return jwt.encode(claims, moto_signing_key(), algorithm="RS256", headers={"kid": MOTO_SIGNING_KID})
+
+    # ---- facts for scripts ----------------------------------------------------------------------------------
+
+    def endpoints(self) -> dict[str, Any]:
+        catalog = json.loads(str(self.resolver.refs.get("PlanCatalog") or '{"plans": []}'))
+        seed = json.loads(Path(self.emulator.seed_path).read_text()) if self.emulator.seed_path else {}
+        return {
+            "api_url": self.api_url,
+            "webhook_url": f"{self.api_url}/webhooks/stripe",
+            "stripe_url": self.stripe_url,
+            "aws_endpoint": self.aws_endpoint,
+            "region": self.resolver.region,
+            "usage_queue_url": self.usage_queue_url,
+            "usage_dlq_url": self.dlq_url,
+            "table_name": self.table_name,
+            "stripe_secret_arn": self.ref("StripeSecret"),
+            "stripe_api_key": self.api_key,
+            "webhook_signing_secrets": self.webhook_secrets,
+            "dev_user": self.dev_user,
+            "dev_token": self.dev_token() if self.dev_user else None,
+            "plan_keys": [p["key"] for p in catalog.get("plans", [])],
+            "price_lookup_keys": [p.get("price_lookup_key") for p in catalog.get("plans", [])],
+            "meter_event_names": [m["event_name"] for m in seed.get("meters", [])],
+        }
+
+    def write_endpoints(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        path.chmod(0o600)  # development credentials, still nobody else's business
+
+
+def issue_dev_token(cognito: Any, dev_user: dict[str, str]) -> str:
+    tokens = cognito.admin_initiate_auth(
+        UserPoolId=dev_user["pool_id"],
+        ClientId=dev_user["client_id"],
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": dev_user["email"], "PASSWORD": dev_user["password"]},
+    )["AuthenticationResult"]
+    return str(tokens["AccessToken"])
