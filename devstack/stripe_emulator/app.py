@@ -52,6 +52,7 @@ class StripeEmulator:
         latency_ms: int = 0,
         dunning_retries: int = 3,
         dunning_retry_interval_days: int = 3,
+        meter_error_report_delay_seconds: float = 60.0,
         public_url: str | None = None,
         api_version: str = DEFAULT_API_VERSION,
     ) -> None:
@@ -76,7 +77,10 @@ class StripeEmulator:
             delivery_timeout_seconds=webhook_timeout_seconds,
         )
         self.billing = Billing(
-            self, dunning_retries=dunning_retries, dunning_retry_interval_days=dunning_retry_interval_days
+            self,
+            dunning_retries=dunning_retries,
+            dunning_retry_interval_days=dunning_retry_interval_days,
+            meter_error_report_delay_seconds=meter_error_report_delay_seconds,
         )
         self.events.now_fn = self.billing.now
         self.clock.on_advance(self.billing.tick)

@@ -27,6 +27,17 @@ METER_DEDUP_WINDOW = 24 * 3600
 METER_PAST_LIMIT = 35 * DAY
 METER_FUTURE_LIMIT = 5 * 60
 SESSION_TOKEN_TTL = 15 * 60
+# Codes Stripe reports asynchronously (v1.billing.meter.error_report_triggered / no_meter_found), not as a 400.
+ASYNC_METER_ERROR_CODES = frozenset(
+    {
+        "meter_event_customer_not_found",
+        "meter_event_no_customer_defined",
+        "meter_event_invalid_value",
+        "no_meter",
+        "archived_meter",
+    }
+)
+MAX_SAMPLE_ERRORS = 5
 
 # card number -> behaviour of charges on it
 CARDS: dict[str, tuple[str, str, str]] = {
@@ -67,11 +78,20 @@ def diff(before: Obj, after: Obj) -> dict[str, Any]:
 class Billing:
     """State transitions for customers' subscriptions; always called under the store lock."""
 
-    def __init__(self, emu: StripeEmulator, dunning_retries: int, dunning_retry_interval_days: int) -> None:
+    def __init__(
+        self,
+        emu: StripeEmulator,
+        dunning_retries: int,
+        dunning_retry_interval_days: int,
+        meter_error_report_delay_seconds: float = 60.0,
+    ) -> None:
         self.emu = emu
         self.store = emu.store
         self.dunning_retries = dunning_retries
         self.dunning_retry_interval = dunning_retry_interval_days * DAY
+        self.meter_error_report_delay = meter_error_report_delay_seconds
+        # Invalid meter events awaiting their asynchronous error report: meter id (None: no meter) -> errors.
+        self.pending_meter_errors: dict[str | None, list[dict[str, Any]]] = {}
         self._seq = itertools.count()
         self.meter_events: list[dict[str, Any]] = []
         self.meter_identifiers: dict[str, float] = {}
@@ -84,6 +104,7 @@ class Billing:
         self.meter_identifiers.clear()
         self.meter_rejections.clear()
         self.sessions.clear()
+        self.pending_meter_errors.clear()
 
     def now(self) -> int:
         """Business time: while `tick` replays a due transition, the moment it was due."""
@@ -678,6 +699,9 @@ class Billing:
         for cs in self.store.all("checkout.session"):
             if cs["status"] == "open":
                 candidates.append((cs["expires_at"], 4, self._expire_session(cs)))
+        meter_due = self._meter_errors_due()
+        if meter_due is not None:
+            candidates.append((meter_due, 5, self._flush_meter_errors_due))
         if not candidates:
             return None
         return min(candidates, key=lambda c: (c[0], c[1]))
@@ -789,7 +813,77 @@ class Billing:
     # ---- meters ----------------------------------------------------------------------------------------------
 
     def meter_by_event(self, event_name: str) -> Obj | None:
-        return next((m for m in self.store.all("billing.meter") if m["event_name"] == event_name), None)
+        """The active meter for an event name."""
+        return next(
+            (m for m in self.store.all("billing.meter") if m["event_name"] == event_name and m["status"] == "active"),
+            None,
+        )
+
+    def queue_meter_error(self, event: Any, error: StripeError) -> None:
+        """Accept an invalid meter event now and report it later, like Stripe's asynchronous validation."""
+        payload = event if isinstance(event, dict) else {}
+        name = str(payload.get("event_name") or "")
+        meter = self.meter_by_event(name) or next(
+            (m for m in self.store.all("billing.meter") if m["event_name"] == name), None
+        )
+        self.pending_meter_errors.setdefault(meter["id"] if meter else None, []).append(
+            {
+                "code": error.code,
+                "message": error.message,
+                "identifier": str(payload.get("identifier") or ""),
+                "event_name": name,
+                "at": self.emu.clock.now(),
+            }
+        )
+
+    def _meter_errors_due(self) -> float | None:
+        firsts = [errs[0]["at"] for errs in self.pending_meter_errors.values() if errs]
+        return min(firsts) + self.meter_error_report_delay if firsts else None
+
+    def _flush_meter_errors_due(self) -> None:
+        self.flush_meter_errors()
+
+    def flush_meter_errors(self) -> list[Obj]:
+        """Emit one report per meter (and one `no_meter_found` for unknown event names); returns the v2 events."""
+        from .events import iso
+
+        out: list[Obj] = []
+        now = self.emu.clock.now()
+        for meter_id, errors in list(self.pending_meter_errors.items()):
+            if not errors:
+                continue
+            by_code: dict[str, list[dict[str, Any]]] = {}
+            for err in errors:
+                by_code.setdefault(str(err["code"]), []).append(err)
+            error_types = [
+                {
+                    "code": code,
+                    "error_count": len(errs),
+                    "sample_errors": [
+                        {"error_message": e["message"], "request": {"identifier": e["identifier"]}}
+                        for e in errs[:MAX_SAMPLE_ERRORS]
+                    ],
+                }
+                for code, errs in by_code.items()
+            ]
+            meter = self.store.find(meter_id) if meter_id else None
+            subject = f"meter '{meter['event_name']}'" if meter else "unknown event names"
+            data = {
+                "developer_message_summary": f"There were {len(errors)} invalid meter events for {subject}.",
+                "reason": {"error_count": len(errors), "error_types": error_types},
+                "validation_end": iso(now),
+                "validation_start": iso(errors[0]["at"]),
+            }
+            if meter is not None:
+                out.append(
+                    self.emu.events.emit_v2(
+                        "v1.billing.meter.error_report_triggered", meter["id"], "billing.meter", data
+                    )
+                )
+            else:
+                out.append(self.emu.events.emit_v2("v1.billing.meter.no_meter_found", None, None, data))
+        self.pending_meter_errors.clear()
+        return out
 
     def validate_meter_event(self, event: dict[str, Any], param_prefix: str = "") -> tuple[Obj, str, int, int]:
         """Shared v1/v2 checks: meter, customer, value, timestamp window. Returns (meter, customer, value, ts)."""
@@ -799,7 +893,14 @@ class Billing:
                 "Missing required param: event_name.", param=param_prefix + "event_name", code="parameter_missing"
             )
         meter = self.meter_by_event(str(name))
-        if meter is None or meter["status"] != "active":
+        if meter is None:
+            archived = next((m for m in self.store.all("billing.meter") if m["event_name"] == name), None)
+            if archived is not None:
+                raise invalid(
+                    f"The meter '{archived['id']}' for event name '{name}' is inactive (archived).",
+                    param=param_prefix + "event_name",
+                    code="archived_meter",
+                )
             raise invalid(
                 f"No active meter was found for event name '{name}'.",
                 param=param_prefix + "event_name",

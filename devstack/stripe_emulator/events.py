@@ -187,8 +187,13 @@ class EventBus:
                     self._queue(event["id"], endpoint, json.dumps(body, indent=2).encode(), thin=False)
             return event
 
-    def emit_v2(self, event_type: str, related_id: str, related_type: str, data: Obj | None = None) -> Obj:
-        """A v2-only thin event (e.g. pricing-plan subscription servicing), for thin destinations only."""
+    def emit_v2(
+        self, event_type: str, related_id: str | None, related_type: str | None, data: Obj | None = None
+    ) -> Obj:
+        """A v2-only thin event (pricing-plan subscriptions, meter error reports), for thin destinations only.
+
+        `related_id=None` makes an event without a related object (e.g. `v1.billing.meter.no_meter_found`).
+        """
         with self.store.lock:
             v2 = self._v2_event(event_type, related_id, related_type, self.now_fn(), data)
             dests = [
@@ -204,9 +209,17 @@ class EventBus:
             return v2
 
     def _v2_event(
-        self, event_type: str, related_id: str, related_type: str, created: int, data: Obj | None = None
+        self,
+        event_type: str,
+        related_id: str | None,
+        related_type: str | None,
+        created: float,
+        data: Obj | None = None,
     ) -> Obj:
-        prefix = URL_PREFIXES.get(related_type, "/v1/" + related_type.replace(".", "/") + "s/")
+        related: Obj | None = None
+        if related_id is not None and related_type is not None:
+            prefix = URL_PREFIXES.get(related_type, "/v1/" + related_type.replace(".", "/") + "s/")
+            related = {"id": related_id, "type": related_type, "url": prefix + related_id}
         v2: Obj = {
             "id": new_id("evt_test", 32),
             "object": "v2.core.event",
@@ -215,7 +228,7 @@ class EventBus:
             "livemode": False,
             "context": None,
             "reason": None,
-            "related_object": {"id": related_id, "type": related_type, "url": prefix + related_id},
+            "related_object": related,
             "data": data or {},
             "changes": None,
         }
@@ -224,7 +237,9 @@ class EventBus:
 
     @staticmethod
     def _thin_payload(v2: Obj) -> bytes:
-        body = {k: v2[k] for k in ("id", "object", "type", "created", "livemode", "related_object")}
+        body = {k: v2[k] for k in ("id", "object", "type", "created", "livemode", "context", "reason")}
+        if v2["related_object"] is not None:
+            body["related_object"] = v2["related_object"]
         return json.dumps(body).encode()
 
     def _targets(self, event_type: str, obj: Obj) -> list[tuple[Obj, bool]]:

@@ -114,3 +114,50 @@ def receiver() -> Iterator[Receiver]:
     yield rec
     server.shutdown()
     server.server_close()
+
+
+@dataclass
+class Hooks:
+    """A snapshot webhook endpoint and a thin event destination, both subscribed to everything (`*`)."""
+
+    client: stripe.StripeClient
+    emu: StripeEmulator
+    receiver: Receiver
+    snapshot_secret: str
+    thin_secret: str
+
+    def snapshot_events(self) -> list[stripe.Event]:
+        """Every snapshot event delivered so far, each verified against its signature by the SDK."""
+        assert self.emu.events.wait_idle(10)
+        return [
+            stripe.Webhook.construct_event(r["body"].decode(), r["sig"], self.snapshot_secret)
+            for r in self.receiver.accepted()
+            if r["path"] == "/snap"
+        ]
+
+    def snapshot_types(self) -> list[str]:
+        return [e.type for e in self.snapshot_events()]
+
+    def thin_notes(self) -> list[Any]:
+        """Every thin event delivered so far, parsed and verified by `StripeClient.parse_event_notification`."""
+        assert self.emu.events.wait_idle(10)
+        return [
+            self.client.parse_event_notification(r["body"], r["sig"], self.thin_secret)
+            for r in self.receiver.accepted()
+            if r["path"] == "/thin"
+        ]
+
+
+@pytest.fixture
+def hooks(emu: StripeEmulator, client: stripe.StripeClient, receiver: Receiver) -> Hooks:
+    we = client.v1.webhook_endpoints.create({"url": receiver.url + "/snap", "enabled_events": ["*"]})
+    dest = client.v2.core.event_destinations.create(
+        {
+            "name": "thin-all",
+            "type": "webhook_endpoint",
+            "event_payload": "thin",
+            "enabled_events": ["*"],
+            "webhook_endpoint": {"url": receiver.url + "/thin"},
+        }
+    )
+    return Hooks(client, emu, receiver, str(we.secret), str(dest.webhook_endpoint.signing_secret))

@@ -60,10 +60,19 @@ def test_timestamp_window(emu: StripeEmulator, client: stripe.StripeClient, cust
     assert emu.meter_total("api_tokens", customer) == 2
 
 
-def test_unknown_customer_and_event_name(client: stripe.StripeClient) -> None:
-    with pytest.raises(stripe.InvalidRequestError) as cus:
-        send(client, "cus_missing", 1, "x1")
-    assert cus.value.code == "meter_event_customer_not_found"
+def test_v1_unknown_customer_is_accepted_and_reported_later_but_unknown_event_name_is_a_400(
+    emu: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    # Given v1 meter events: one for a customer Stripe does not know
+    # When it is sent
+    echo = client.v1.billing.meter_events.create(
+        {"event_name": "api_tokens", "payload": {"stripe_customer_id": "cus_missing", "value": "1"}, "identifier": "x1"}
+    )
+    # Then (like Stripe, which validates customers asynchronously) the call succeeds but nothing is aggregated
+    assert echo.identifier == "x1"
+    assert emu.meter_total("api_tokens", "cus_missing") == 0
+    assert emu.billing.pending_meter_errors["mtr_api_tokens"][0]["code"] == "meter_event_customer_not_found"
+    # And an unknown event name is still answered synchronously with 400 no_meter
     with pytest.raises(stripe.InvalidRequestError) as name:
         client.v1.billing.meter_events.create(
             {"event_name": "nope", "payload": {"stripe_customer_id": "cus_missing", "value": "1"}}

@@ -60,7 +60,7 @@ def register(emu: StripeEmulator) -> None:
         p = req.params
         objs = store.all("v2.core.event")
         if p.get("object_id"):
-            objs = [o for o in objs if o["related_object"]["id"] == p["object_id"]]
+            objs = [o for o in objs if (o["related_object"] or {}).get("id") == p["object_id"]]
         types = as_list(p.get("types"))
         if types:
             objs = [o for o in objs if o["type"] in types]

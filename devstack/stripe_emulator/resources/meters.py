@@ -2,8 +2,16 @@
 
 Dedup: an `identifier` seen within the last 24 h (emulator clock) is rejected. v1 answers 400
 `duplicate_meter_event`. v2 streams are asynchronous in Stripe, so a duplicate inside a v2 stream is accepted
-(200) but dropped (not aggregated) and recorded in `emu.billing.meter_rejections`; every other v2 validation error
-(unknown meter/customer, bad value, timestamp window) fails the whole request with 400 and records nothing.
+(200) but dropped (not aggregated) and recorded in `emu.billing.meter_rejections`.
+
+Asynchronous validation (like Stripe): an event whose customer is unknown or missing, whose value is not an
+integer, or (v2 only) whose event name has no meter or an archived meter is ACCEPTED by the call (200), never
+aggregated, and reported later, `meter_error_report_delay_seconds` (emulator clock) after the first error of the
+window: a thin `v1.billing.meter.error_report_triggered` per meter (related object: the meter; the full event at
+`GET /v2/core/events/{id}` carries `reason.error_types[]`, `sample_errors[].request.identifier`, ...) and a thin
+`v1.billing.meter.no_meter_found` (no related object) for unknown event names. `POST /_emulator/meter_errors/flush`
+reports at once. v1 keeps a synchronous 400 only for an unknown/archived event name (`no_meter`), the timestamp
+window and duplicates; v2 keeps a synchronous 400 (whole request) for the timestamp window and malformed bodies.
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from devstack.stripe_emulator.errors import invalid, missing_param
+from devstack.stripe_emulator.billing import ASYNC_METER_ERROR_CODES, METER_FUTURE_LIMIT, METER_PAST_LIMIT
+from devstack.stripe_emulator.errors import StripeError, invalid, missing_param
 from devstack.stripe_emulator.events import iso
 from devstack.stripe_emulator.forms import as_int
 from devstack.stripe_emulator.ids import new_id
@@ -22,6 +31,8 @@ if TYPE_CHECKING:
     from devstack.stripe_emulator.app import StripeEmulator
 
 MAX_STREAM_EVENTS = 100
+# v1 answers 400 `no_meter` synchronously; customer and value problems are reported asynchronously.
+V1_ASYNC_CODES = ASYNC_METER_ERROR_CODES - {"no_meter", "archived_meter"}
 
 
 def make_meter(emu: StripeEmulator, params: dict[str, Any], oid: str | None = None) -> Obj:
@@ -125,7 +136,15 @@ def register(emu: StripeEmulator) -> None:
 
     def v1_event(req: Request) -> Obj:
         p = req.params
-        meter, customer, value, ts = billing.validate_meter_event(p)
+        ts_raw = p.get("timestamp")
+        _check_timestamp(None if ts_raw in (None, "") else as_int(ts_raw, "timestamp"), "")
+        try:
+            meter, customer, value, ts = billing.validate_meter_event(p)
+        except StripeError as exc:
+            if exc.code not in V1_ASYNC_CODES:
+                raise
+            billing.queue_meter_error(p, exc)
+            return v1_echo(p)
         identifier = str(p.get("identifier") or new_id("mev", 20))
         if billing.is_duplicate(identifier):
             raise invalid(
@@ -135,14 +154,18 @@ def register(emu: StripeEmulator) -> None:
                 code="duplicate_meter_event",
             )
         billing.record_meter_event(meter, customer, value, ts, identifier, "v1", dict(p.get("payload") or {}))
+        return v1_echo({**p, "identifier": identifier, "timestamp": ts})
+
+    def v1_echo(p: dict[str, Any]) -> Obj:
+        ts = p.get("timestamp")
         return {
             "object": "billing.meter_event",
             "created": emu.clock.now_int(),
-            "event_name": meter["event_name"],
-            "identifier": identifier,
+            "event_name": str(p.get("event_name")),
+            "identifier": str(p.get("identifier") or new_id("mev", 20)),
             "livemode": False,
             "payload": dict(p.get("payload") or {}),
-            "timestamp": ts,
+            "timestamp": int(ts) if ts not in (None, "") else emu.clock.now_int(),
         }
 
     def v2_session(_req: Request) -> Obj:
@@ -156,13 +179,38 @@ def register(emu: StripeEmulator) -> None:
             "livemode": False,
         }
 
-    def _v2_validate(event: Any, prefix: str) -> tuple[Obj, str, int, int, str, dict[str, Any]]:
+    def _v2_validate(event: Any, prefix: str) -> tuple[Obj, str, int, int, str, dict[str, Any]] | StripeError:
+        """The checked event, or the error Stripe reports asynchronously (synchronous errors raise)."""
         if not isinstance(event, dict):
             raise invalid("Each event must be an object.", param=prefix.rstrip("."))
         ts = _parse_ts(event.get("timestamp"), prefix + "timestamp")
-        meter, customer, value, ts_checked = billing.validate_meter_event({**event, "timestamp": ts}, prefix)
+        _check_timestamp(ts, prefix)
+        try:
+            meter, customer, value, ts_checked = billing.validate_meter_event({**event, "timestamp": ts}, prefix)
+        except StripeError as exc:
+            if exc.code not in ASYNC_METER_ERROR_CODES:
+                raise
+            return exc
         identifier = str(event.get("identifier") or new_id("mev", 20))
         return meter, customer, value, ts_checked, identifier, dict(event.get("payload") or {})
+
+    def _check_timestamp(ts: int | None, prefix: str) -> None:
+        """The timestamp window is checked before anything else, so it fails the request even for bad events."""
+        if ts is None:
+            return
+        now = emu.clock.now()
+        if ts < now - METER_PAST_LIMIT:
+            raise invalid(
+                "Timestamp must be within the past 35 days.",
+                param=prefix + "timestamp",
+                code="timestamp_too_far_in_past",
+            )
+        if ts > now + METER_FUTURE_LIMIT:
+            raise invalid(
+                "Timestamp must not be more than 5 minutes in the future.",
+                param=prefix + "timestamp",
+                code="timestamp_in_future",
+            )
 
     def v2_stream(req: Request) -> Obj:
         events = req.params.get("events")
@@ -172,7 +220,11 @@ def register(emu: StripeEmulator) -> None:
             raise invalid(f"A stream request takes at most {MAX_STREAM_EVENTS} events.", param="events")
         checked = [_v2_validate(e, f"events[{i}].") for i, e in enumerate(events)]
         seen: set[str] = set()
-        for meter, customer, value, ts, identifier, payload in checked:
+        for raw, result in zip(events, checked, strict=True):
+            if isinstance(result, StripeError):
+                billing.queue_meter_error(raw, result)
+                continue
+            meter, customer, value, ts, identifier, payload = result
             if billing.is_duplicate(identifier) or identifier in seen:
                 billing.meter_rejections.append({"identifier": identifier, "reason": "duplicate", "source": "v2"})
                 continue
@@ -181,7 +233,20 @@ def register(emu: StripeEmulator) -> None:
         return {}
 
     def v2_event(req: Request) -> Obj:
-        meter, customer, value, ts, identifier, payload = _v2_validate(req.params, "")
+        result = _v2_validate(req.params, "")
+        if isinstance(result, StripeError):
+            billing.queue_meter_error(req.params, result)
+            ts_in = _parse_ts(req.params.get("timestamp"), "timestamp")
+            return {
+                "object": "v2.billing.meter_event",
+                "created": iso(emu.clock.now()),
+                "event_name": str(req.params.get("event_name")),
+                "identifier": str(req.params.get("identifier") or new_id("mev", 20)),
+                "livemode": False,
+                "payload": dict(req.params.get("payload") or {}),
+                "timestamp": iso(ts_in if ts_in is not None else emu.clock.now()),
+            }
+        meter, customer, value, ts, identifier, payload = result
         if billing.is_duplicate(identifier):
             raise invalid(
                 f"An event with identifier '{identifier}' already exists.",
@@ -206,7 +271,26 @@ def register(emu: StripeEmulator) -> None:
         ]
         return list_object(rows, "/_emulator/meter_events")
 
+    def set_status(status: str) -> Any:
+        def handler(req: Request) -> Obj:
+            meter = store.get(req.path_params["id"], "billing.meter")
+            if status == "active" and meter["status"] != "active" and billing.meter_by_event(meter["event_name"]):
+                raise invalid(f"An active meter with event_name '{meter['event_name']}' already exists.")
+            meter["status"] = status
+            meter["status_transitions"]["deactivated_at"] = emu.clock.now_int() if status == "inactive" else None
+            meter["updated"] = emu.clock.now_int()
+            return store.render(meter)
+
+        return handler
+
+    def flush_errors(_req: Request) -> Obj:
+        """Emulator-only: emit the pending meter error reports now."""
+        return list_object([store.render(e) for e in billing.flush_meter_errors()], "/_emulator/meter_errors/flush")
+
     r = emu.router
+    r.add("POST", "/v1/billing/meters/{id}/deactivate", set_status("inactive"))
+    r.add("POST", "/v1/billing/meters/{id}/reactivate", set_status("active"))
+    r.add("POST", "/_emulator/meter_errors/flush", flush_errors, kind="control")
     r.add("GET", "/v1/billing/meters", list_)
     r.add("POST", "/v1/billing/meters", create)
     r.add("GET", "/v1/billing/meters/{id}", retrieve)
