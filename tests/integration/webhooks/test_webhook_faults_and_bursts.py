@@ -1,0 +1,140 @@
+"""Load and fault tests with controls: identical concurrent deliveries, and crashes between claim and commit."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tollgate import errors
+from tollgate.subscriptions.repository import StateWrite, WriteResult
+from tollgate.webhooks.ledger import Claim, ClaimStatus, DynamoEventLedger
+
+pytestmark = pytest.mark.slow
+
+
+class Crash(BaseException):
+    """A Lambda timeout between claim and commit: no `except Exception` clean-up runs."""
+
+
+def sub_event(index: int) -> dict[str, Any]:
+    event = load_event("customer.subscription.updated")
+    event["id"] = f"evt_burst{index:06d}"
+    event["created"] = 1_790_000_000 + index
+    event["data"]["object"]["id"] = f"sub_{index:06d}"
+    return event
+
+
+class MarkSeenFirstLedger(DynamoEventLedger):
+    """The naive strategy: record the event as done at claim time, before its work."""
+
+    def claim(self, event_id: str, event_type: str, lease_until: int) -> Claim:
+        claim = super().claim(event_id, event_type, lease_until)
+        if claim.status is ClaimStatus.CLAIMED:
+            self.complete(event_id, claim.token)
+        return claim
+
+
+def run_crash_scenario(h: Harness, events: int, crash_every: int) -> tuple[int, int, int]:
+    """Deliver `events` events; the first attempt of every `crash_every`-th crashes before its commit. Retry
+    (Stripe-style, on a compressed clock) until every event was acknowledged. Return (lost, doubled, crashes)."""
+    crash_first = {f"evt_burst{i:06d}" for i in range(0, events, crash_every)}
+
+    def maybe_crash(write: StateWrite) -> None:
+        if write.watermark.event_id in crash_first:
+            crash_first.discard(write.watermark.event_id)
+            raise Crash
+
+    h.repository.before_write = maybe_crash
+    pending = {i: sub_event(i) for i in range(events)}
+    crashes = 0
+    for _ in range(10):  # Stripe retries with backoff; each round is later than every lease
+        for i, event in list(pending.items()):
+            try:
+                h.deliver(event, remaining_ms=5000)
+                del pending[i]
+            except Crash:
+                crashes += 1
+            except errors.TollgateError:
+                pass
+        if not pending:
+            break
+        h.clock.now += 30
+    client = boto3.client("dynamodb")
+    applied = set(h.repository.applied)
+    lost = 0
+    for i in range(events):
+        item = client.get_item(
+            TableName="tollgate-test",
+            Key={"pk": {"S": "CUSTOMER#cus_TestProjection01"}, "sk": {"S": f"SUBSCRIPTION#sub_{i:06d}"}},
+        ).get("Item")
+        if item is None or f"evt_burst{i:06d}" not in applied:
+            lost += 1
+    doubled = len(h.repository.applied) - len(applied)
+    return lost + len(pending), doubled, crashes
+
+
+def test_crashes_between_claim_and_commit_lose_nothing_and_apply_nothing_twice(billing_table: str) -> None:
+    # Given 300 events (moto in-process is slow; the issue's 2,000 is a bench-sized run), 5 % of whose first
+    # attempt dies after the claim and before the commit
+    h = build_harness(boto3.client("dynamodb"), billing_table)
+    lost, doubled, crashes = run_crash_scenario(h, 300, 20)
+    # Then every event is applied exactly once after Stripe's retries
+    assert crashes == 15
+    assert (lost, doubled) == (0, 0)
+
+
+def test_control_marking_events_seen_first_loses_the_crashed_ones(billing_table: str) -> None:
+    client = boto3.client("dynamodb")
+    h = build_harness(client, billing_table)
+    h.service.ledger = MarkSeenFirstLedger(client, billing_table, clock=h.clock)
+    lost, _, crashes = run_crash_scenario(h, 100, 20)
+    assert crashes == 5
+    assert lost == 5  # the naive ledger answered 2xx to every retry of a crashed event
+
+
+def test_identical_concurrent_deliveries_apply_once_and_never_ack_before_commit(billing_table: str) -> None:
+    h = build_harness(boto3.client("dynamodb"), billing_table, wait_seconds=0.0)
+    sequence = itertools.count()
+    lock = threading.Lock()
+    commits: dict[str, int] = {}
+    original = type(h.repository).write_if_newer
+
+    def recording_write(write: StateWrite) -> WriteResult:
+        result = original(h.repository, write)
+        if result.outcome.value == "applied":
+            with lock:
+                commits[write.watermark.event_id] = next(sequence)
+        return result
+
+    h.repository.write_if_newer = recording_write  # type: ignore[method-assign]
+    trials, fanout = 20, 64
+    early_acks = refused = acked = 0
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for trial in range(trials):
+            event = sub_event(trial)
+
+            def deliver(_: int, event: dict[str, Any] = event) -> tuple[str, int]:
+                try:
+                    h.deliver(event)
+                    with lock:
+                        return "2xx", next(sequence)
+                except errors.Conflict:
+                    return "409", -1
+
+            for status, at in pool.map(deliver, range(fanout)):
+                if status == "2xx":
+                    acked += 1
+                    early_acks += at < commits.get(event["id"], 1 << 62)
+                else:
+                    refused += 1
+    # Then each trial changed state exactly once, and no 2xx preceded its commit
+    assert sorted(h.repository.applied) == sorted(f"evt_burst{i:06d}" for i in range(trials))
+    assert early_acks == 0
+    assert acked + refused == trials * fanout
+    assert acked >= trials
