@@ -53,6 +53,10 @@ class StripeEmulator:
         dunning_retries: int = 3,
         dunning_retry_interval_days: int = 3,
         meter_error_report_delay_seconds: float = 60.0,
+        invoice_upcoming_days: int = 7,
+        dunning_end_action: str = "unpaid",
+        dunning_mark_uncollectible: bool = False,
+        async_payment_delay_days: float = 4,
         public_url: str | None = None,
         api_version: str = DEFAULT_API_VERSION,
     ) -> None:
@@ -81,8 +85,17 @@ class StripeEmulator:
             dunning_retries=dunning_retries,
             dunning_retry_interval_days=dunning_retry_interval_days,
             meter_error_report_delay_seconds=meter_error_report_delay_seconds,
+            invoice_upcoming_days=invoice_upcoming_days,
+            dunning_end_action=dunning_end_action,
+            dunning_mark_uncollectible=dunning_mark_uncollectible,
+            async_payment_delay_days=async_payment_delay_days,
         )
         self.events.now_fn = self.billing.now
+        from .entitlements import Entitlements
+        from .pricing_plans import PricingPlans
+
+        self.entitlements = Entitlements(self)
+        self.pricing_plans = PricingPlans(self)
         self.clock.on_advance(self.billing.tick)
         self.router = Router()
         self._server: EmulatorServer | None = None

@@ -38,6 +38,10 @@ ASYNC_METER_ERROR_CODES = frozenset(
     }
 )
 MAX_SAMPLE_ERRORS = 5
+PENDING_UPDATE_TTL = 23 * 3600
+DUNNING_END_ACTIONS = ("unpaid", "canceled", "past_due")
+# Subscription statuses that keep the product's entitlements active.
+ENTITLED_STATUSES = ("trialing", "active", "past_due")
 
 # card number -> behaviour of charges on it
 CARDS: dict[str, tuple[str, str, str]] = {
@@ -84,12 +88,23 @@ class Billing:
         dunning_retries: int,
         dunning_retry_interval_days: int,
         meter_error_report_delay_seconds: float = 60.0,
+        invoice_upcoming_days: int = 7,
+        dunning_end_action: str = "unpaid",
+        dunning_mark_uncollectible: bool = False,
+        async_payment_delay_days: float = 4,
     ) -> None:
         self.emu = emu
         self.store = emu.store
         self.dunning_retries = dunning_retries
         self.dunning_retry_interval = dunning_retry_interval_days * DAY
         self.meter_error_report_delay = meter_error_report_delay_seconds
+        # Knobs (Stripe dashboard settings); `reset()` restores these constructor values.
+        self.invoice_upcoming_days = invoice_upcoming_days
+        self.dunning_end_action = dunning_end_action
+        self.dunning_mark_uncollectible = dunning_mark_uncollectible
+        self.async_payment_delay_days = async_payment_delay_days
+        self._defaults = self.settings()
+        self.configure(**self._defaults)
         # Invalid meter events awaiting their asynchronous error report: meter id (None: no meter) -> errors.
         self.pending_meter_errors: dict[str | None, list[dict[str, Any]]] = {}
         self._seq = itertools.count()
@@ -98,8 +113,44 @@ class Billing:
         self.meter_rejections: list[dict[str, Any]] = []
         self.sessions: dict[str, float] = {}
         self._at: int | None = None
+        self.async_settled_listeners: list[Callable[[Obj, bool], None]] = []
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "invoice_upcoming_days": self.invoice_upcoming_days,
+            "dunning_end_action": self.dunning_end_action,
+            "dunning_mark_uncollectible": self.dunning_mark_uncollectible,
+            "dunning_retries": self.dunning_retries,
+            "dunning_retry_interval_days": self.dunning_retry_interval / DAY,
+            "async_payment_delay_days": self.async_payment_delay_days,
+            "meter_error_report_delay_seconds": self.meter_error_report_delay,
+        }
+
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        """Change knobs at runtime (also `POST /_emulator/settings`); unknown names or values raise ValueError."""
+        for name, value in knobs.items():
+            if name == "dunning_end_action":
+                if value not in DUNNING_END_ACTIONS:
+                    raise ValueError(f"dunning_end_action must be one of {DUNNING_END_ACTIONS}")
+                self.dunning_end_action = str(value)
+            elif name == "dunning_mark_uncollectible":
+                self.dunning_mark_uncollectible = value is True or str(value).lower() == "true"
+            elif name == "invoice_upcoming_days":
+                self.invoice_upcoming_days = int(value)
+            elif name == "dunning_retries":
+                self.dunning_retries = int(value)
+            elif name == "dunning_retry_interval_days":
+                self.dunning_retry_interval = int(float(value) * DAY)
+            elif name == "async_payment_delay_days":
+                self.async_payment_delay_days = float(value)
+            elif name == "meter_error_report_delay_seconds":
+                self.meter_error_report_delay = float(value)
+            else:
+                raise ValueError(f"unknown setting: {name}")
+        return self.settings()
 
     def reset(self) -> None:
+        self.configure(**self._defaults)
         self.meter_events.clear()
         self.meter_identifiers.clear()
         self.meter_rejections.clear()
@@ -184,6 +235,33 @@ class Billing:
                     sub["default_payment_method"] = pm["id"]
         return pm
 
+    def attach_bank_account(self, customer: Obj, succeed: bool) -> Obj:
+        """A `us_bank_account` PaymentMethod whose debits settle (or fail) only after `async_payment_delay_days`."""
+        pm: Obj = {
+            "id": new_id("pm", 24),
+            "object": "payment_method",
+            "billing_details": {"address": None, "email": customer.get("email"), "name": None, "phone": None},
+            "created": self.now(),
+            "customer": customer["id"],
+            "livemode": False,
+            "metadata": {},
+            "type": "us_bank_account",
+            "us_bank_account": {
+                "account_holder_type": "individual",
+                "account_type": "checking",
+                "bank_name": "STRIPE TEST BANK",
+                "last4": "6789" if succeed else "1116",
+                "routing_number": "110000000",
+            },
+        }
+        self.store.put(pm)
+        self.store.side(pm["id"])["behavior"] = "async_succeed" if succeed else "async_fail"
+        self.emit("payment_method.attached", pm)
+        before = copy.deepcopy(customer)
+        customer["invoice_settings"]["default_payment_method"] = pm["id"]
+        self.emit("customer.updated", customer, diff(before, customer))
+        return pm
+
     def charge_behavior(self, customer_id: str, sub: Obj | None = None) -> str:
         pm_id = (sub or {}).get("default_payment_method")
         if not pm_id:
@@ -192,7 +270,10 @@ class Billing:
         if not pm_id:
             return "no_payment_method"
         behavior = str(self.store.side(pm_id).get("behavior", "succeed"))
-        return "decline" if behavior == "decline_on_charge" else behavior
+        # Renewals on a bank-debit method settle at once in the emulator (only Checkout's first payment waits).
+        return {"decline_on_charge": "decline", "async_succeed": "succeed", "async_fail": "decline"}.get(
+            behavior, behavior
+        )
 
     # ---- subscriptions --------------------------------------------------------------------------------
 
@@ -485,6 +566,14 @@ class Billing:
         inv["status_transitions"]["paid_at"] = self.now()
         self.emit("invoice.paid", inv, diff(before, inv))
         self.emit("invoice.payment_succeeded", inv)
+        pending_for = self.store.side(inv["id"]).pop("pending_update_for", None)
+        if pending_for:
+            sub = self.store.find(pending_for)
+            if sub is not None:
+                self._apply_pending_update(sub)
+        ppsub_id = self.store.side(inv["id"]).get("pricing_plan_subscription")
+        if ppsub_id and before["attempt_count"] > 0 and before["status"] == "open":
+            self.emu.pricing_plans.collection_recovered(ppsub_id)
 
     def period_lines(self, sub: Obj, start: int, end: int, usage_start: int | None = None) -> list[Obj]:
         lines: list[Obj] = []
@@ -678,13 +767,28 @@ class Billing:
         for sub in self.store.all("subscription"):
             side = self.store.side(sub["id"])
             status = sub["status"]
-            if status in ("canceled", "incomplete_expired"):
+            if status in ("canceled", "incomplete_expired", "paused"):
                 continue
             item = sub["items"]["data"][0]
             end = item["current_period_end"]
             if status == "incomplete":
-                candidates.append((sub["created"] + INCOMPLETE_EXPIRY, 0, self._expire_incomplete(sub)))
+                if not side.get("async_payment"):
+                    candidates.append((sub["created"] + INCOMPLETE_EXPIRY, 0, self._expire_incomplete(sub)))
                 continue
+            pending = sub.get("pending_update")
+            if pending:
+                candidates.append((pending["expires_at"], 0, self._expire_pending_update(sub)))
+            resumes_at = (sub.get("pause_collection") or {}).get("resumes_at")
+            if resumes_at:
+                candidates.append((resumes_at, 0, self._unpause_collection(sub)))
+            upcoming_at = end - self.invoice_upcoming_days * DAY
+            if (
+                self.invoice_upcoming_days > 0
+                and not sub["cancel_at_period_end"]
+                and side.get("upcoming_for") != end
+                and upcoming_at > item["current_period_start"]
+            ):
+                candidates.append((upcoming_at, 0, self._invoice_upcoming(sub)))
             if status == "trialing" and sub["trial_end"]:
                 twe = sub["trial_end"] - TRIAL_WILL_END_BEFORE
                 if not side.get("trial_will_end_sent") and twe > sub["trial_start"]:
@@ -696,9 +800,13 @@ class Billing:
             npa = inv.get("next_payment_attempt")
             if inv["status"] == "open" and npa:
                 candidates.append((npa, 3, self._retry_invoice(inv)))
+            settles = self.store.side(inv["id"]).get("async_settles_at")
+            if inv["status"] == "open" and settles:
+                candidates.append((settles, 3, self._settle_async(inv)))
         for cs in self.store.all("checkout.session"):
             if cs["status"] == "open":
                 candidates.append((cs["expires_at"], 4, self._expire_session(cs)))
+        candidates.extend(self.emu.pricing_plans.due())
         meter_due = self._meter_errors_due()
         if meter_due is not None:
             candidates.append((meter_due, 5, self._flush_meter_errors_due))
@@ -754,7 +862,11 @@ class Billing:
             if was_trial:
                 cus = self.store.find(sub["customer"]) or {}
                 has_pm = bool(sub["default_payment_method"] or cus["invoice_settings"]["default_payment_method"])
-                if not has_pm and sub["trial_settings"]["end_behavior"]["missing_payment_method"] == "pause":
+                missing = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+                if not has_pm and missing == "cancel":
+                    self.cancel(sub, reason="cancellation_requested")
+                    return
+                if not has_pm and missing == "pause":
                     sub["status"] = "paused"
                     sub["pause_collection"] = None
                     self.emit("customer.subscription.paused", sub)
@@ -767,6 +879,9 @@ class Billing:
             lines = pending + self.period_lines(sub, start, end, usage_start=None if was_trial else old_start)
             reason = "subscription_cycle"
             self.emit("customer.subscription.updated", sub, diff(before, sub))
+            if sub.get("pause_collection"):
+                self.paused_collection_invoice(sub, lines)
+                return
             inv = self.issue_invoice(sub, sub["customer"], lines, reason)
             if sub["status"] == "unpaid":
                 inv["auto_advance"] = False
@@ -804,9 +919,176 @@ class Billing:
                 return
             if side["retries_left"] > 0:
                 inv["next_payment_attempt"] = self.now() + self.dunning_retry_interval
-            elif sub is not None and sub["status"] == "past_due":
-                # Billing setting "mark the subscription as unpaid" once retries are exhausted.
-                self.set_status(sub, "unpaid")
+                return
+            self._dunning_exhausted(inv, sub)
+
+        return run
+
+    def _dunning_exhausted(self, inv: Obj, sub: Obj | None) -> None:
+        """Stripe's "manage failed payments" settings once all retries failed."""
+        ppsub_id = self.store.side(inv["id"]).get("pricing_plan_subscription")
+        if ppsub_id:
+            self.emu.pricing_plans.collection_failed_for_good(ppsub_id)
+        if self.dunning_mark_uncollectible:
+            self.mark_uncollectible(inv)
+        if sub is None or sub["status"] != "past_due":
+            return
+        if self.dunning_end_action == "canceled":
+            self.cancel(sub, reason="payment_failed")
+        elif self.dunning_end_action == "unpaid":
+            self.set_status(sub, "unpaid")
+
+    def mark_uncollectible(self, inv: Obj) -> None:
+        before = copy.deepcopy(inv)
+        inv["status"] = "uncollectible"
+        inv["next_payment_attempt"] = None
+        inv["auto_advance"] = False
+        inv["status_transitions"]["marked_uncollectible_at"] = self.now()
+        self.emit("invoice.marked_uncollectible", inv, diff(before, inv))
+        self.emit("invoice.updated", inv, diff(before, inv))
+
+    def void_invoice(self, inv: Obj) -> None:
+        before = copy.deepcopy(inv)
+        inv["status"] = "void"
+        inv["next_payment_attempt"] = None
+        inv["auto_advance"] = False
+        inv["amount_remaining"] = 0
+        inv["status_transitions"]["voided_at"] = self.now()
+        self.emit("invoice.voided", inv, diff(before, inv))
+
+    # ---- upcoming invoices, paused collection, pending updates ----------------------------------------
+
+    def preview_next_invoice(self, sub: Obj) -> Obj:
+        """The next renewal invoice as `invoice.upcoming` shows it (no id, never saved)."""
+        preview = copy.deepcopy(sub)
+        if preview["status"] == "trialing":
+            preview["status"] = "active"
+        item = preview["items"]["data"][0]
+        rec = item["price"].get("recurring") or {"interval": "month"}
+        start = item["current_period_end"]
+        end = add_interval(start, rec["interval"], rec.get("interval_count", 1))
+        usage_start = None if sub["status"] == "trialing" else item["current_period_start"]
+        pending = copy.deepcopy(self.store.side(sub["id"]).get("pending_prorations", []))
+        lines = pending + self.period_lines(preview, start, end, usage_start=usage_start)
+        inv = self.build_invoice(sub["customer"], sub, lines, "upcoming", start, end, save=False)
+        inv["id"] = None
+        for line in inv["lines"]["data"]:
+            line["invoice"] = None
+        inv["lines"]["url"] = "/v1/invoices/upcoming/lines"
+        inv["next_payment_attempt"] = start
+        return inv
+
+    def _invoice_upcoming(self, sub: Obj) -> Callable[[], None]:
+        def run() -> None:
+            self.store.side(sub["id"])["upcoming_for"] = sub["items"]["data"][0]["current_period_end"]
+            self.emit("invoice.upcoming", self.preview_next_invoice(sub))
+
+        return run
+
+    def _unpause_collection(self, sub: Obj) -> Callable[[], None]:
+        def run() -> None:
+            before = copy.deepcopy(sub)
+            sub["pause_collection"] = None
+            self.emit("customer.subscription.updated", sub, diff(before, sub))
+
+        return run
+
+    def paused_collection_invoice(self, sub: Obj, lines: list[Obj]) -> Obj:
+        """A renewal while `pause_collection` is set: no payment; the invoice is kept as draft, voided or
+        marked uncollectible per `pause_collection.behavior`."""
+        behavior = sub["pause_collection"]["behavior"]
+        start = min((ln["period"]["start"] for ln in lines), default=self.now())
+        end = max((ln["period"]["end"] for ln in lines), default=self.now())
+        inv = self.build_invoice(sub["customer"], sub, lines, "subscription_cycle", start, end, save=True)
+        inv["auto_advance"] = False
+        sub["latest_invoice"] = inv["id"]
+        self.emit("invoice.created", inv)
+        if behavior == "keep_as_draft":
+            return inv
+        before = copy.deepcopy(inv)
+        inv["status"] = "open"
+        inv["status_transitions"]["finalized_at"] = self.now()
+        self.emit("invoice.finalized", inv, diff(before, inv))
+        if behavior == "void":
+            self.void_invoice(inv)
+        else:
+            self.mark_uncollectible(inv)
+        return inv
+
+    def start_pending_update(self, sub: Obj, saved_items: Obj, saved_anchor: int, inv: Obj) -> None:
+        """Payment for a `pending_if_incomplete` update failed: roll the items back and keep the change pending."""
+        applied = copy.deepcopy(sub["items"]["data"])
+        before = copy.deepcopy(sub)
+        sub["items"] = saved_items
+        sub["billing_cycle_anchor"] = saved_anchor
+        sub["pending_update"] = {
+            "billing_cycle_anchor": None,
+            "expires_at": self.now() + PENDING_UPDATE_TTL,
+            "subscription_items": applied,
+            "trial_end": None,
+            "trial_from_plan": None,
+        }
+        inv["next_payment_attempt"] = None  # Stripe does not retry an invoice holding a pending update
+        self.store.side(inv["id"])["pending_update_for"] = sub["id"]
+        self.store.side(sub["id"])["pending_update_invoice"] = inv["id"]
+        self.emit("customer.subscription.updated", sub, diff(before, sub))
+
+    def _apply_pending_update(self, sub: Obj) -> None:
+        pending = sub.get("pending_update")
+        if not pending:
+            return
+        before = copy.deepcopy(sub)
+        sub["items"]["data"] = copy.deepcopy(pending["subscription_items"])
+        sub["pending_update"] = None
+        self.store.side(sub["id"]).pop("pending_update_invoice", None)
+        self.emit("customer.subscription.pending_update_applied", sub, diff(before, sub))
+        self.emit("customer.subscription.updated", sub, diff(before, sub))
+
+    def _expire_pending_update(self, sub: Obj) -> Callable[[], None]:
+        def run() -> None:
+            before = copy.deepcopy(sub)
+            sub["pending_update"] = None
+            inv = self.store.find(self.store.side(sub["id"]).pop("pending_update_invoice", None))
+            if inv is not None and inv["status"] == "open":
+                self.void_invoice(inv)
+            self.emit("customer.subscription.pending_update_expired", sub, diff(before, sub))
+            self.emit("customer.subscription.updated", sub, diff(before, sub))
+
+        return run
+
+    # ---- asynchronous (bank debit) payments ----------------------------------------------------------------
+
+    def start_async_payment(self, inv: Obj, sub: Obj | None, succeed: bool) -> None:
+        """The payment is processing: the invoice stays open until the clock reaches the settlement time."""
+        side = self.store.side(inv["id"])
+        side["async_settles_at"] = self.now() + int(self.async_payment_delay_days * DAY)
+        side["async_succeed"] = succeed
+        if sub is not None:
+            self.store.side(sub["id"])["async_payment"] = inv["id"]
+        inv["attempted"] = True
+        inv["attempt_count"] += 1
+
+    def _settle_async(self, inv: Obj) -> Callable[[], None]:
+        def run() -> None:
+            side = self.store.side(inv["id"])
+            side.pop("async_settles_at", None)
+            sub_ref = (inv["parent"].get("subscription_details") or {}).get("subscription")
+            sub = self.store.find(sub_ref) if sub_ref else None
+            if sub is not None:
+                self.store.side(sub["id"]).pop("async_payment", None)
+            if side.get("async_succeed"):
+                self._mark_paid(inv)
+                if sub is not None and sub["status"] == "incomplete":
+                    self.set_status(sub, "active")
+            else:
+                before = copy.deepcopy(inv)
+                self.emit("invoice.updated", inv, diff(before, inv))
+                self.emit("invoice.payment_failed", inv)
+                self.void_invoice(inv)
+                if sub is not None and sub["status"] == "incomplete":
+                    self.set_status(sub, "incomplete_expired", ended_at=self.now())
+            for listener in self.async_settled_listeners:
+                listener(inv, bool(side.get("async_succeed")))
 
         return run
 

@@ -148,6 +148,8 @@ class EventBus:
         self._session = requests.Session()
         self.request_context = threading.local()
         self.now_fn: Callable[[], int] = clock.now_int
+        # Called (under the store lock) after each snapshot event, e.g. to derive entitlement summaries.
+        self.listeners: list[Callable[[str, Obj], None]] = []
 
     # ---- creation -----------------------------------------------------------------------------------
 
@@ -175,6 +177,9 @@ class EventBus:
                 event["data"]["previous_attributes"] = previous_attributes
             self.store.put(event)
             targets = self._targets(event_type, obj)
+            if obj.get("id") is None:
+                # An object without an id (invoice.upcoming's preview) cannot be a thin event's related object.
+                targets = [(endpoint, thin) for endpoint, thin in targets if not thin]
             event["pending_webhooks"] = len(targets)
             for endpoint, thin in targets:
                 if thin:
@@ -185,6 +190,8 @@ class EventBus:
                     version = endpoint.get("api_version") or endpoint.get("snapshot_api_version")
                     body["api_version"] = version or self.api_version
                     self._queue(event["id"], endpoint, json.dumps(body, indent=2).encode(), thin=False)
+            for listener in self.listeners:
+                listener(event_type, obj)
             return event
 
     def emit_v2(

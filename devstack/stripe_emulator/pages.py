@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from .billing import CARD_ALIASES, CARDS, diff
 from .errors import StripeError
-from .ids import new_id
 from .routing import Request, Response
 from .store import Obj
 
@@ -75,6 +74,8 @@ def register(emu: StripeEmulator) -> None:
             + _button(action, "Decline", {"card": "4000000000000002"})
             + _button(action, "Requires action", {"card": "4000002500003155"})
             + _button(action, "Pay", {"card": "4000000000000341"}).replace(">Pay<", ">Pay (card fails later)<")
+            + _button(action, "Pay by bank debit (async)", {"card": "bank_debit"})
+            + _button(action, "Pay by bank debit (async, fails)", {"card": "bank_debit_fails"})
         )
         return _page("Checkout", body)
 
@@ -84,12 +85,14 @@ def register(emu: StripeEmulator) -> None:
         cus = billing.new_customer({"email": email or cs.get("customer_email") or "customer@example.com"})
         return cus
 
-    def _complete(cs: Obj, cus: Obj, sub: Obj | None, inv: Obj | None) -> Obj:
+    def _complete(cs: Obj, cus: Obj, sub: Obj | None, inv: Obj | None, payment_status: str | None = None) -> Obj:
         before = copy.deepcopy(cs)
         cs["status"] = "complete"
         cs["payment_status"] = "paid" if inv is not None and inv["amount_paid"] > 0 else "no_payment_required"
         if cs["payment_status"] == "no_payment_required" and inv is not None and inv["amount_due"] > 0:
             cs["payment_status"] = "paid"
+        if payment_status is not None:
+            cs["payment_status"] = payment_status
         cs["customer"] = cus["id"]
         cs["subscription"] = sub["id"] if sub else None
         cs["invoice"] = inv["id"] if inv else None
@@ -105,42 +108,8 @@ def register(emu: StripeEmulator) -> None:
         return emu.events.emit("checkout.session.completed", cs)
 
     def _pricing_plan_checkout(cs: Obj, cus: Obj, plan_id: str) -> Obj:
-        seed = store.side(plan_id).get("seed", {})
-        now = billing.now()
-        from .billing import add_interval
-        from .events import iso
-
-        ppsub: Obj = {
-            "id": new_id("bpps_test", 32),
-            "object": "v2.billing.pricing_plan_subscription",
-            "billing_cadence": new_id("bc_test", 32),
-            "collection_status": "current",
-            "created": iso(now),
-            "customer": cus["id"],
-            "livemode": False,
-            "metadata": dict(store.side(cs["id"]).get("subscription_metadata") or {}),
-            "pricing_plan": plan_id,
-            "pricing_plan_version": plan_id.replace("bpp_", "bppv_"),
-            "servicing_status": "active",
-            "servicing_status_transitions": {"activated_at": iso(now), "canceled_at": None, "paused_at": None},
-        }
-        store.put(ppsub)
-        fee = int(seed.get("monthly_license_fee", 0))
-        pseudo_price = {"id": plan_id, "product": plan_id, "currency": seed.get("currency", "usd"), "unit_amount": fee}
-        line = billing.line(
-            None,
-            None,
-            pseudo_price,
-            1,
-            fee,
-            now,
-            add_interval(now, "month"),
-            f"{seed.get('display_name', plan_id)} license fee",
-        )
-        inv = billing.issue_invoice(None, cus["id"], [line], "subscription_create")
-        billing.collect(inv, None, "succeed")
-        for t in ("servicing_activated", "collection_current"):
-            emu.events.emit_v2(f"v2.billing.pricing_plan_subscription.{t}", ppsub["id"], ppsub["object"])
+        metadata = dict(store.side(cs["id"]).get("subscription_metadata") or {})
+        ppsub, inv = emu.pricing_plans.subscribe(cus["id"], plan_id, metadata)
         cs["pricing_plan_subscription"] = ppsub["id"]
         return inv
 
@@ -152,6 +121,8 @@ def register(emu: StripeEmulator) -> None:
             return _page("Checkout", f"<p id='status'>This session is {escape(cs['status'])}.</p>", 410)
         card = str(req.params.get("card") or CARD_ALIASES.get(str(req.params.get("action")), "4242424242424242"))
         card = CARD_ALIASES.get(card, card)
+        if card in ("bank_debit", "bank_debit_fails") and not store.side(cs["id"]).get("pricing_plan"):
+            return _bank_debit(cs, card == "bank_debit", req.params.get("email"))
         if card not in CARDS:
             return _page("Checkout", "<p class='error'>Unknown test card.</p>", 400)
         behavior = CARDS[card][0]
@@ -194,6 +165,44 @@ def register(emu: StripeEmulator) -> None:
             )
         event = _complete(cs, cus, sub, inv)
         return Response.redirect(success_redirect(cs), [event["id"]])
+
+    def _bank_debit(cs: Obj, succeed: bool, email: str | None) -> Response:
+        """A delayed-notification payment: completed now with payment_status "unpaid", settled by the clock."""
+        side = store.side(cs["id"])
+        cus = _customer_for(cs, email)
+        billing.attach_bank_account(cus, succeed)
+        lines = [(store.objects[li["price"]], li["quantity"]) for li in side["line_items"]]
+        sub = billing.create_subscription(
+            cus,
+            lines,
+            trial_days=side.get("trial_days"),
+            metadata=side.get("subscription_metadata"),
+            automatic_tax=cs["automatic_tax"]["enabled"],
+            missing_pm_behavior=side.get("missing_pm_behavior", "create_invoice"),
+        )
+        if side.get("trial_days"):
+            inv, _ = billing.start_subscription(sub, "succeed")
+            event = _complete(cs, cus, sub, inv)
+            return Response.redirect(success_redirect(cs), [event["id"]])
+        item = sub["items"]["data"][0]
+        period = billing.period_lines(sub, item["current_period_start"], item["current_period_end"])
+        inv = billing.issue_invoice(sub, sub["customer"], period, "subscription_create")
+        billing.start_async_payment(inv, sub, succeed)
+        store.side(inv["id"])["checkout_session"] = cs["id"]
+        event = _complete(cs, cus, sub, inv, payment_status="unpaid")
+        return Response.redirect(success_redirect(cs), [event["id"]])
+
+    def _async_settled(inv: Obj, succeeded: bool) -> None:
+        cs = store.find(store.side(inv["id"]).get("checkout_session"))
+        if cs is None:
+            return
+        if succeeded:
+            cs["payment_status"] = "paid"
+            emu.events.emit("checkout.session.async_payment_succeeded", cs)
+        else:
+            emu.events.emit("checkout.session.async_payment_failed", cs)
+
+    billing.async_settled_listeners.append(_async_settled)
 
     def checkout_authenticate(req: Request) -> Response:
         cs = store.find(req.path_params["id"])

@@ -73,15 +73,18 @@ def test_hosted_checkout_delivers_verified_events_in_order_with_retries(
         "invoice.paid",
         "invoice.payment_succeeded",
         "customer.subscription.updated",
+        "entitlements.active_entitlement_summary.updated",
         "checkout.session.completed",
     ]
     assert all(receiver.attempts[json.loads(r["body"])["id"]] == 3 for r in snap)
     completed = events[-1]
     assert completed.data.object.client_reference_id == "user-1"
+    summary = events[-2].data.object
+    assert [e.lookup_key for e in summary.entitlements.data] == ["api_access", "dashboard", "team_seats"]
     assert completed.livemode is False
     assert completed.api_version == stripe.api_version
     assert completed.request.id is None  # page actions are not API requests
-    updated = events[-2]
+    updated = events[-3]
     assert updated.data.previous_attributes.status == "incomplete"
     assert updated.data.object.status == "active"
     notes = [client.parse_event_notification(r["body"], r["sig"], thin_secret) for r in thin]

@@ -107,8 +107,12 @@ def load_seed(emu: StripeEmulator, seed: dict[str, Any]) -> None:
             },
             oid=meter.get("id"),
         )
+    for feature in seed.get("features", []):
+        emu.entitlements.make_feature(feature["lookup_key"], feature.get("name"))
     for prod in seed.get("products", []):
         make_product(emu, {"name": prod["name"], "metadata": prod.get("metadata")}, oid=prod["id"])
+        for lookup_key in prod.get("features", []):
+            emu.entitlements.attach(prod["id"], lookup_key)
         for p in prod.get("prices", []):
             recurring: dict[str, Any] | None = None
             if p.get("interval"):
@@ -213,7 +217,54 @@ def register(emu: StripeEmulator) -> None:
     def get_pricing_plan(req: Request) -> Obj:
         return store.render(store.get(req.path_params["id"], "v2.billing.pricing_plan"))
 
+    def list_product_features(req: Request) -> Obj:
+        product = store.get(req.path_params["id"], "product")
+        feats = list(reversed(emu.entitlements.product_features(product["id"])))
+        return paginate(store, feats, req.params, f"/v1/products/{product['id']}/features")
+
+    def list_features(req: Request) -> Obj:
+        return paginate(store, store.all("entitlements.feature"), req.params, "/v1/entitlements/features")
+
+    def list_active_entitlements(req: Request) -> Obj:
+        customer = req.params.get("customer")
+        if not customer:
+            raise missing_param("customer")
+        store.get(str(customer), "customer", "customer")
+        ents = list(reversed(emu.entitlements.active_entitlements(str(customer))))
+        return paginate(store, ents, req.params, "/v1/entitlements/active_entitlements", req.expand)
+
+    def get_active_entitlement(req: Request) -> Obj:
+        for cus in store.all("customer"):
+            for ent in emu.entitlements.active_entitlements(cus["id"]):
+                if ent["id"] == req.path_params["id"]:
+                    return store.render(ent, req.expand)
+        from devstack.stripe_emulator.errors import not_found
+
+        raise not_found("active entitlement", req.path_params["id"])
+
+    def get_ppsub(req: Request) -> Obj:
+        return store.render(store.get(req.path_params["id"], "v2.billing.pricing_plan_subscription"))
+
+    def list_ppsubs(req: Request) -> Obj:
+        objs = store.all("v2.billing.pricing_plan_subscription")
+        if req.params.get("customer"):
+            objs = [o for o in objs if o["customer"] == req.params["customer"]]
+        return {"data": [store.render(o) for o in objs], "next_page_url": None, "previous_page_url": None}
+
+    def cancel_ppsub(req: Request) -> Obj:
+        """Emulator-only: end a pricing-plan subscription (Stripe does it through v2 billing intents)."""
+        ppsub = store.get(req.path_params["id"], "v2.billing.pricing_plan_subscription")
+        emu.pricing_plans.cancel(ppsub)
+        return store.render(ppsub)
+
     r = emu.router
+    r.add("GET", "/v1/products/{id}/features", list_product_features)
+    r.add("GET", "/v1/entitlements/features", list_features)
+    r.add("GET", "/v1/entitlements/active_entitlements", list_active_entitlements)
+    r.add("GET", "/v1/entitlements/active_entitlements/{id}", get_active_entitlement)
+    r.add("GET", "/v2/billing/pricing_plan_subscriptions", list_ppsubs)
+    r.add("GET", "/v2/billing/pricing_plan_subscriptions/{id}", get_ppsub)
+    r.add("POST", "/_emulator/pricing_plan_subscriptions/{id}/cancel", cancel_ppsub, kind="control")
     r.add("GET", "/v1/products", list_products)
     r.add("POST", "/v1/products", create_product)
     r.add("GET", "/v1/products/{id}", get_product)

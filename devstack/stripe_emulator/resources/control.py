@@ -122,8 +122,19 @@ def register(emu: StripeEmulator) -> None:
         store.delete(clock["id"])
         return {"id": clock["id"], "object": "test_helpers.test_clock", "deleted": True}
 
+    def settings_get(_req: Request) -> Obj:
+        return emu.billing.settings()
+
+    def settings_set(req: Request) -> Obj:
+        try:
+            return emu.billing.configure(**req.params)
+        except (TypeError, ValueError) as exc:
+            raise invalid(str(exc)) from None
+
     r = emu.router
     c: Any = "control"
+    r.add("GET", "/_emulator/settings", settings_get, c)
+    r.add("POST", "/_emulator/settings", settings_set, c)
     r.add("POST", "/_emulator/reset", reset, c)
     r.add("GET", "/_emulator/clock", clock_get, c)
     r.add("POST", "/_emulator/clock/advance", clock_advance, c)

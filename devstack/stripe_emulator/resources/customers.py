@@ -72,6 +72,7 @@ def register(emu: StripeEmulator) -> None:
         for sub in store.all("subscription"):
             if sub["customer"] == cus["id"] and sub["status"] not in ("canceled", "incomplete_expired"):
                 billing.cancel(sub)
+        emu.pricing_plans.cancel_for_customer(cus["id"])
         store.delete(cus["id"])
         emu.events.emit("customer.deleted", cus)
         return {"id": cus["id"], "object": "customer", "deleted": True}

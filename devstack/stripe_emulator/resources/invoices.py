@@ -113,7 +113,23 @@ def register(emu: StripeEmulator) -> None:
         inv["subscription_proration_date"] = pdate
         return store.render(inv, req.expand)
 
+    def mark_uncollectible(req: Request) -> Obj:
+        inv = store.get(req.path_params["id"], "invoice")
+        if inv["status"] != "open":
+            raise invalid("Only open invoices can be marked uncollectible.", code="invoice_not_open")
+        billing.mark_uncollectible(inv)
+        return store.render(inv, req.expand)
+
+    def void(req: Request) -> Obj:
+        inv = store.get(req.path_params["id"], "invoice")
+        if inv["status"] not in ("open", "uncollectible"):
+            raise invalid("Only open or uncollectible invoices can be voided.", code="invoice_not_open")
+        billing.void_invoice(inv)
+        return store.render(inv, req.expand)
+
     r = emu.router
+    r.add("POST", "/v1/invoices/{id}/mark_uncollectible", mark_uncollectible)
+    r.add("POST", "/v1/invoices/{id}/void", void)
     r.add("GET", "/v1/invoices", list_)
     r.add("POST", "/v1/invoices/create_preview", create_preview)
     r.add("GET", "/v1/invoices/{id}", retrieve)
