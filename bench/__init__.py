@@ -1,0 +1,1 @@
+"""Benchmarks: figures are ratios to a floor measured in the same run (see bench/README.md)."""
