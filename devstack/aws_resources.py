@@ -64,6 +64,7 @@ class MotoServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C goes to the stack, which stops moto last
         )
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:

@@ -122,6 +122,8 @@ class _Worker:
             text=True,
             encoding="utf-8",
             bufsize=1,
+            # Ctrl-C reaches the stack, which stops workers in order; a worker whose parent died sees EOF and exits.
+            start_new_session=True,
         )
         worker = cls(spec, process)
         threading.Thread(target=worker._read_answers, daemon=True, name=f"{spec.name}-answers").start()

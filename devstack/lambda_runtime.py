@@ -8,6 +8,7 @@ stdout and stderr (its logs) go to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -74,4 +75,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with contextlib.suppress(KeyboardInterrupt):  # the environment is being shut down
+        main()

@@ -137,8 +137,10 @@ class SqsPoller:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:
-                log.exception("polling %s failed", self.source.queue_id)
+            except Exception as exc:  # the mapping keeps polling through faults, like Lambda's
+                if self._stop.is_set():
+                    return
+                log.warning("polling %s failed: %s", self.source.queue_id, exc)
                 self._stop.wait(1)
 
     def _receive(self, count: int, wait_seconds: int) -> list[dict[str, Any]]:

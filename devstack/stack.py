@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -146,7 +147,8 @@ class LocalStack:
         if self.config.start_pollers:
             self._start_pollers()
         if self.config.prewarm:
-            self.functions.prewarm()
+            # Cold starts happen in the background so the stack is usable at once; the first request may wait.
+            threading.Thread(target=self.functions.prewarm, name="prewarm", daemon=True).start()
         if self.config.state_dir is not None:
             self.write_endpoints(self.config.state_dir / "endpoints.json")
 
@@ -263,28 +265,12 @@ class LocalStack:
         return issue_dev_token(self.client("cognito-idp"), self.dev_user)
 
     def token_for(self, user_id: str, email: str | None = None, *, ttl_seconds: int = 3600) -> str:
-        """An access token for any user id, signed with the local issuer's key and shaped like Cognito's.
-
-        ``email`` adds ``email``/``email_verified`` claims, as a pre-token-generation trigger would.
-        """
+        """An access token for any user id, signed with the local issuer's key and shaped like Cognito's."""
         assert self.api is not None
         config = next(iter(self.api.spec.authorizers.values()))
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "iss": config.issuer,
-            "client_id": config.audience[0],
-            "token_use": "access",
-            "scope": " ".join(config.scopes),
-            "auth_time": now,
-            "iat": now,
-            "exp": now + ttl_seconds,
-            "jti": str(uuid.uuid4()),
-            "username": user_id,
-        }
-        if email is not None:
-            claims.update({"email": email, "email_verified": True})
-        return jwt.encode(claims, moto_signing_key(), algorithm="RS256", headers={"kid": MOTO_SIGNING_KID})
+        return mint_access_token(
+            config.issuer, config.audience[0], config.scopes, user_id, email=email, ttl_seconds=ttl_seconds
+        )
 
     # ---- facts for scripts ----------------------------------------------------------------------------------
 
@@ -305,15 +291,52 @@ class LocalStack:
             "webhook_signing_secrets": self.webhook_secrets,
             "dev_user": self.dev_user,
             "dev_token": self.dev_token() if self.dev_user else None,
+            "jwt": self._jwt_facts(),
             "plan_keys": [p["key"] for p in catalog.get("plans", [])],
             "price_lookup_keys": [p.get("price_lookup_key") for p in catalog.get("plans", [])],
             "meter_event_names": [m["event_name"] for m in seed.get("meters", [])],
         }
 
+    def _jwt_facts(self) -> dict[str, Any]:
+        assert self.api is not None
+        config = next(iter(self.api.spec.authorizers.values()))
+        return {"issuer": config.issuer, "audience": list(config.audience), "scopes": list(config.scopes)}
+
     def write_endpoints(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
         path.chmod(0o600)  # development credentials, still nobody else's business
+
+
+def mint_access_token(
+    issuer: str,
+    client_id: str,
+    scopes: tuple[str, ...] | list[str],
+    user_id: str,
+    *,
+    email: str | None = None,
+    ttl_seconds: int = 3600,
+) -> str:
+    """A Cognito-shaped access token signed with moto's key (which the local JWKS publishes).
+
+    ``email`` adds ``email``/``email_verified`` claims, as a Cognito pre-token-generation trigger would.
+    """
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "iss": issuer,
+        "client_id": client_id,
+        "token_use": "access",
+        "scope": " ".join(scopes),
+        "auth_time": now,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+        "username": user_id,
+    }
+    if email is not None:
+        claims.update({"email": email, "email_verified": True})
+    return jwt.encode(claims, moto_signing_key(), algorithm="RS256", headers={"kid": MOTO_SIGNING_KID})
 
 
 def issue_dev_token(cognito: Any, dev_user: dict[str, str]) -> str:
