@@ -230,7 +230,7 @@ def register(emu: StripeEmulator) -> None:
         if not customer:
             raise missing_param("customer")
         store.get(str(customer), "customer", "customer")
-        ents = list(reversed(emu.entitlements.active_entitlements(str(customer))))
+        ents = emu.entitlements.active_entitlements(str(customer))
         return paginate(store, ents, req.params, "/v1/entitlements/active_entitlements", req.expand)
 
     def get_active_entitlement(req: Request) -> Obj:
