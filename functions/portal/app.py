@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tollgate.bootstrap import container
 from tollgate.http import build_resolver, caller_from, json_response, not_implemented
 from tollgate.observability import logger, metrics, tracer
+from tollgate.plan_changes import ChangeRequest, PlanChangeService, PreviewRequest
 from tollgate.portal import PortalRequest, PortalService
 
 app = build_resolver()
@@ -31,13 +32,15 @@ def get_subscription() -> Response[str]:
 
 
 @app.post("/billing/subscription/preview")
-def preview_plan_change() -> Response[str]:
-    return not_implemented("plan change preview")
+def preview_plan_change(request: PreviewRequest) -> Response[str]:
+    caller = caller_from(app.current_event)
+    return json_response(PlanChangeService.from_container(container()).preview(caller, request))
 
 
 @app.post("/billing/subscription/change")
-def apply_plan_change() -> Response[str]:
-    return not_implemented("plan change")
+def apply_plan_change(request: ChangeRequest) -> Response[str]:
+    caller = caller_from(app.current_event)
+    return json_response(PlanChangeService.from_container(container()).apply(caller, request))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,0 +1,239 @@
+"""Plan change preview and apply: signed, short-lived, single-use tokens bound to one stored change."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.unit.api.fakes import AdmitAll, InMemoryDirectory, caller, resolved_catalog, subscription
+from tollgate import errors
+from tollgate.access import AccessPolicy
+from tollgate.plan_changes import (
+    ChangeRequest,
+    DynamoPendingChangeStore,
+    PlanChangeService,
+    PreviewRequest,
+    ProrationPreview,
+    SubscriptionView,
+    TokenSigner,
+)
+
+PERIOD_START = 1_790_000_000
+PERIOD_END = PERIOD_START + 30 * 86400
+
+
+class FakeSubscriptions:
+    def __init__(self) -> None:
+        self.states: dict[str, Any] = {}
+
+    def for_customer(self, customer_id: str) -> list[Any]:
+        return [self.states[customer_id]] if customer_id in self.states else []
+
+    def current_for_customer(self, customer_id: str) -> Any:
+        return self.states.get(customer_id)
+
+
+class FakePlanChangeGateway:
+    """Stripe's live subscriptions, with a proration that depends on every input (so a mismatch shows)."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, SubscriptionView] = {}
+        self.previews: list[dict[str, Any]] = []
+        self.applied: list[dict[str, Any]] = []
+        self.fail_apply: Exception | None = None
+
+    def subscription(self, subscription_id: str) -> SubscriptionView:
+        return self.live[subscription_id]
+
+    def preview(self, params: dict[str, Any]) -> ProrationPreview:
+        self.previews.append(params)
+        return ProrationPreview(amount_due=self.proration(params["subscription_details"]), currency="usd")
+
+    def apply(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None:
+        if self.fail_apply is not None:
+            raise self.fail_apply
+        self.applied.append({"id": subscription_id, "params": params, "key": idempotency_key})
+
+    @staticmethod
+    def proration(details: dict[str, Any]) -> int:
+        item = details["items"][0]
+        unit = {"price_starter_monthly": 900, "price_team_monthly": 2900}[item["price"]]
+        return round(unit * item["quantity"] * (PERIOD_END - details["proration_date"]) / (PERIOD_END - PERIOD_START))
+
+
+class Harness:
+    def __init__(self, store: Any) -> None:
+        self.now = float(PERIOD_START + 10 * 86400)
+        self.directory = InMemoryDirectory()
+        self.subscriptions = FakeSubscriptions()
+        self.gateway = FakePlanChangeGateway()
+        self.store = store
+        self.signer = TokenSigner(b"k" * 32)
+        counter = iter(range(10_000))
+        self.service = PlanChangeService(
+            catalog=resolved_catalog,
+            directory=self.directory,
+            subscriptions=self.subscriptions,
+            access_policy=AccessPolicy(),
+            rate_limiter=AdmitAll(),
+            gateway=self.gateway,
+            store=store,
+            signer=self.signer,
+            clock=lambda: self.now,
+            new_token_id=lambda: f"tok{next(counter)}",
+        )
+
+    def give_subscription(self, user_id: str) -> None:
+        customer_id = f"cus_{user_id}"
+        self.directory.link(user_id, customer_id)
+        state = subscription(customer_id, "active")
+        self.subscriptions.states[customer_id] = state
+        self.gateway.live[state.subscription_id] = SubscriptionView(
+            id=state.subscription_id,
+            customer_id=customer_id,
+            status="active",
+            item_id=f"si_{user_id}",
+            price_id="price_starter_monthly",
+            quantity=1,
+            current_period_start=PERIOD_START,
+            current_period_end=PERIOD_END,
+        )
+
+
+@pytest.fixture
+def h(billing_table: str) -> Harness:
+    harness = Harness(DynamoPendingChangeStore(boto3.client("dynamodb"), billing_table))
+    harness.give_subscription("alice")
+    harness.give_subscription("bob")
+    return harness
+
+
+def test_the_change_applies_exactly_what_was_previewed(h: Harness) -> None:
+    # Given Alice previews an upgrade to 3 Team seats
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    # When she confirms five minutes later
+    h.now += 300
+    result = h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    # Then Stripe gets the same items and proration date, so the charge equals the amount shown
+    [applied] = h.gateway.applied
+    details = applied["params"]
+    assert details["proration_date"] == preview["proration_date"]
+    assert details["proration_behavior"] == "always_invoice"
+    assert details["items"] == [{"id": "si_alice", "price": "price_team_monthly", "quantity": 3}]
+    assert h.gateway.proration(details) == preview["amount_due_now"] == result["amount_due_now"]
+    assert applied["key"] == "plan-change:tok0"
+    assert set(preview) == {
+        "token",
+        "expires_at",
+        "plan",
+        "quantity",
+        "amount_due_now",
+        "currency",
+        "proration_date",
+        "next_invoice",
+    }
+    assert preview["next_invoice"] == {"date": PERIOD_END, "amount": 2900 * 3}
+
+
+def test_control_a_fresh_proration_date_at_apply_time_charges_a_different_amount(h: Harness) -> None:
+    # Control: an implementation that re-prorates "now" when applying would not charge what was shown
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    h.now += 300  # the user took five minutes to confirm
+    naive_details = {"items": [{"price": "price_team_monthly", "quantity": 3}], "proration_date": int(h.now)}
+    assert h.gateway.proration(naive_details) != preview["amount_due_now"]
+
+
+def test_a_token_works_once(h: Harness) -> None:
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    with pytest.raises(errors.Conflict):
+        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    assert len(h.gateway.applied) == 1
+
+
+def test_an_expired_token_is_refused(h: Harness) -> None:
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    h.now += 601
+    with pytest.raises(errors.Conflict):
+        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    assert h.gateway.applied == []
+
+
+def test_another_users_token_is_refused(h: Harness) -> None:
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    with pytest.raises(errors.Forbidden):
+        h.service.apply(caller("bob"), ChangeRequest(token=preview["token"]))
+    assert h.gateway.applied == []
+
+
+def tampered(token: str, **changes: Any) -> str:
+    import base64
+
+    payload, _, signature = token.partition(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(changes)
+    raw = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{raw}.{signature}"
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda t: tampered(t, sub="bob"),
+        lambda t: tampered(t, exp=4_000_000_000),
+        lambda t: tampered(t, id="tok999"),
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
+        lambda t: t.split(".")[0] + ".",
+        lambda t: "garbage-token-value",
+        lambda t: TokenSigner(b"x" * 32).sign("tok0", "bob", 4_000_000_000),
+    ],
+)
+def test_a_tampered_or_forged_token_is_refused(h: Harness, forge: Any) -> None:
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    with pytest.raises(errors.Forbidden):
+        h.service.apply(caller("bob"), ChangeRequest(token=forge(preview["token"])))
+    with pytest.raises(errors.Forbidden):
+        h.service.apply(caller("alice"), ChangeRequest(token=forge(preview["token"])))
+    assert h.gateway.applied == []
+
+
+def test_a_transient_stripe_failure_keeps_the_token_usable_with_the_same_key(h: Harness) -> None:
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    h.gateway.fail_apply = errors.UpstreamUnavailable()
+    with pytest.raises(errors.UpstreamUnavailable):
+        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    h.gateway.fail_apply = None
+    h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    assert [a["key"] for a in h.gateway.applied] == ["plan-change:tok0"]
+
+
+def test_only_catalog_plans_and_bounded_quantities(h: Harness) -> None:
+    for request in (
+        PreviewRequest(plan="enterprise", quantity=1),
+        PreviewRequest(plan="team", quantity=51),
+        PreviewRequest(plan="usage-pro", quantity=1),  # pricing plans switch through the portal
+        PreviewRequest(plan="starter", quantity=1),  # already the current plan
+    ):
+        with pytest.raises(errors.InvalidRequest):
+            h.service.preview(caller("alice"), request)
+    assert h.gateway.previews == []
+
+
+def test_a_user_without_a_subscription_cannot_preview(h: Harness) -> None:
+    with pytest.raises(errors.NotFound):
+        h.service.preview(caller("carol"), PreviewRequest(plan="team", quantity=3))
+    h.directory.link("carol", "cus_carol")
+    with pytest.raises(errors.Conflict):
+        h.service.preview(caller("carol"), PreviewRequest(plan="team", quantity=3))
+
+
+def test_a_cached_subscription_owned_by_someone_else_in_stripe_is_never_changed(h: Harness) -> None:
+    # Given the cache says Alice's subscription is one that Stripe says belongs to Bob
+    bob_sub = h.subscriptions.states["cus_bob"]
+    h.subscriptions.states["cus_alice"] = bob_sub.model_copy(update={"customer_id": "cus_alice"})
+    with pytest.raises(errors.Conflict):
+        h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    assert h.gateway.previews == []
