@@ -57,6 +57,7 @@ class StripeEmulator:
         dunning_end_action: str = "unpaid",
         dunning_mark_uncollectible: bool = False,
         async_payment_delay_days: float = 4,
+        synchronous_meter_errors: bool = False,
         public_url: str | None = None,
         api_version: str = DEFAULT_API_VERSION,
     ) -> None:
@@ -89,6 +90,7 @@ class StripeEmulator:
             dunning_end_action=dunning_end_action,
             dunning_mark_uncollectible=dunning_mark_uncollectible,
             async_payment_delay_days=async_payment_delay_days,
+            synchronous_meter_errors=synchronous_meter_errors,
         )
         self.events.now_fn = self.billing.now
         from .entitlements import Entitlements

@@ -92,6 +92,7 @@ class Billing:
         dunning_end_action: str = "unpaid",
         dunning_mark_uncollectible: bool = False,
         async_payment_delay_days: float = 4,
+        synchronous_meter_errors: bool = False,
     ) -> None:
         self.emu = emu
         self.store = emu.store
@@ -103,6 +104,8 @@ class Billing:
         self.dunning_end_action = dunning_end_action
         self.dunning_mark_uncollectible = dunning_mark_uncollectible
         self.async_payment_delay_days = async_payment_delay_days
+        # Not Stripe's behaviour: answer 400 for meter errors Stripe reports asynchronously (for controls).
+        self.synchronous_meter_errors = synchronous_meter_errors
         self._defaults = self.settings()
         self.configure(**self._defaults)
         # Invalid meter events awaiting their asynchronous error report: meter id (None: no meter) -> errors.
@@ -124,6 +127,7 @@ class Billing:
             "dunning_retry_interval_days": self.dunning_retry_interval / DAY,
             "async_payment_delay_days": self.async_payment_delay_days,
             "meter_error_report_delay_seconds": self.meter_error_report_delay,
+            "synchronous_meter_errors": self.synchronous_meter_errors,
         }
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
@@ -143,6 +147,8 @@ class Billing:
                 self.dunning_retry_interval = int(float(value) * DAY)
             elif name == "async_payment_delay_days":
                 self.async_payment_delay_days = float(value)
+            elif name == "synchronous_meter_errors":
+                self.synchronous_meter_errors = value is True or str(value).lower() == "true"
             elif name == "meter_error_report_delay_seconds":
                 self.meter_error_report_delay = float(value)
             else:

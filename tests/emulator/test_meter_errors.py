@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 import stripe
 
@@ -115,3 +116,17 @@ def test_naive_synchronous_expectation_would_miss_the_error(emu: StripeEmulator,
     stream.v2.billing.meter_event_stream.create({"events": [event("cus_ghost", "7", "g-7")]})
     assert emu.meter_total("api_tokens", "cus_ghost") == 0
     assert emu.billing.pending_meter_errors["mtr_api_tokens"][0]["identifier"] == "g-7"
+
+
+def test_synchronous_meter_errors_knob_restores_the_400(emu: StripeEmulator, client: stripe.StripeClient) -> None:
+    # Given the non-Stripe knob (for controls) switched on
+    emu.billing.configure(synchronous_meter_errors=True)
+    stream = stream_client(emu, client)
+    # When an unknown customer is streamed or sent through v1
+    with pytest.raises(stripe.InvalidRequestError) as v2_err:
+        stream.v2.billing.meter_event_stream.create({"events": [event("cus_ghost", "1", "s-1")]})
+    with pytest.raises(stripe.InvalidRequestError) as v1_err:
+        client.v1.billing.meter_events.create(event("cus_ghost", "1", "s-2"))
+    # Then both fail synchronously and nothing is queued for a report
+    assert v2_err.value.code == v1_err.value.code == "meter_event_customer_not_found"
+    assert emu.billing.pending_meter_errors == {}

@@ -141,7 +141,7 @@ def register(emu: StripeEmulator) -> None:
         try:
             meter, customer, value, ts = billing.validate_meter_event(p)
         except StripeError as exc:
-            if exc.code not in V1_ASYNC_CODES:
+            if exc.code not in V1_ASYNC_CODES or billing.synchronous_meter_errors:
                 raise
             billing.queue_meter_error(p, exc)
             return v1_echo(p)
@@ -188,7 +188,7 @@ def register(emu: StripeEmulator) -> None:
         try:
             meter, customer, value, ts_checked = billing.validate_meter_event({**event, "timestamp": ts}, prefix)
         except StripeError as exc:
-            if exc.code not in ASYNC_METER_ERROR_CODES:
+            if exc.code not in ASYNC_METER_ERROR_CODES or billing.synchronous_meter_errors:
                 raise
             return exc
         identifier = str(event.get("identifier") or new_id("mev", 20))
