@@ -62,8 +62,8 @@ def placeholder_count(function: str) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(aws: None, fresh_container: Any) -> None:
-    """moto for any AWS call an implemented route makes, and a fresh composition root per test."""
+def _isolated(billing_table: str, fresh_container: Any) -> None:
+    """moto (with the billing table) for any AWS call an implemented route makes, and a fresh composition root."""
 
 
 def test_the_template_routes_are_the_expected_ones() -> None:
