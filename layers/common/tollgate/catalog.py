@@ -201,8 +201,9 @@ class CatalogCache:
             try:
                 resolved = resolve_catalog(self._catalog, self._gateway_factory())
             except errors.ConfigurationError as exc:
+                # The log names the plan and the reason; the caller only learns that billing is misconfigured.
                 logger.error("plan catalog does not resolve", problem=str(exc))
-                raise
+                raise errors.ConfigurationError("the plan catalog is unavailable") from exc
             except (errors.UpstreamUnavailable, errors.UpstreamRejected):
                 if self._resolved is not None:
                     logger.warning("plan catalog refresh failed; serving the last good catalog")
