@@ -427,6 +427,77 @@ def check_layer_build(template: Template) -> list[str]:
     return findings
 
 
+def check_sqs_event_sources(template: Template) -> list[str]:
+    """SQS-fed functions report partial batch failures (one bad record never re-bills its batch) and bound their
+    batch size, batching window and concurrency explicitly."""
+    findings: list[str] = []
+    for fn_name, fn in functions(template).items():
+        for event_name, event in (fn.get("Properties", {}).get("Events") or {}).items():
+            if event.get("Type") != "SQS":
+                continue
+            where = f"{fn_name}.{event_name}"
+            props = event.get("Properties") or {}
+            if "ReportBatchItemFailures" not in as_list(props.get("FunctionResponseTypes")):
+                findings.append(f"{where}: no ReportBatchItemFailures (a failed record retries the whole batch)")
+            for key in ("BatchSize", "MaximumBatchingWindowInSeconds"):
+                if key not in props:
+                    findings.append(f"{where}: {key} not explicit")
+            if not (props.get("ScalingConfig") or {}).get("MaximumConcurrency"):
+                findings.append(f"{where}: ScalingConfig.MaximumConcurrency not set")
+    return findings
+
+
+def _alarm_targets(template: Template) -> set[tuple[str, str]]:
+    """(metric name, logical id of the dimension's resource) for every alarm."""
+    targets: set[tuple[str, str]] = set()
+    for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+        props = alarm.get("Properties", {})
+        for dimension in as_list(props.get("Dimensions")):
+            name = referenced_name(dimension.get("Value"))
+            if name:
+                targets.add((str(props.get("MetricName")), name))
+    return targets
+
+
+def check_alarms(template: Template) -> list[str]:
+    """Every function has an errors alarm; every dead-letter queue a depth alarm; every queue feeding a function an
+    age-of-oldest-message alarm; alarms notify the topic when there is one."""
+    findings: list[str] = []
+    targets = _alarm_targets(template)
+    for fn_name in functions(template):
+        if ("Errors", fn_name) not in targets:
+            findings.append(f"{fn_name}: no Errors alarm")
+    queues = resources(template, "AWS::SQS::Queue")
+    for name, queue in queues.items():
+        redrive = queue.get("Properties", {}).get("RedrivePolicy") or {}
+        dlq = referenced_name(redrive.get("deadLetterTargetArn"))
+        if dlq and ("ApproximateNumberOfMessagesVisible", dlq) not in targets:
+            findings.append(f"{dlq}: no depth alarm")
+        if redrive and ("ApproximateAgeOfOldestMessage", name) not in targets:
+            findings.append(f"{name}: no age-of-oldest-message alarm")
+    for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        if "AlarmActions" not in alarm.get("Properties", {}):
+            findings.append(f"{name}: no AlarmActions")
+    return findings
+
+
+REQUIRED_OUTPUTS = frozenset(
+    {"ApiUrl", "WebhookUrl", "UsageQueueUrl", "UsageQueueArn", "TableName", "StripeSecretArn", "EventBusName"}
+)
+
+
+def check_outputs(template: Template) -> list[str]:
+    """What an operator needs after deploy: the API and webhook URLs, queue, table, secret, bus, user pool ids."""
+    outputs = template.get("Outputs", {})
+    findings = [f"output {name} missing" for name in sorted(REQUIRED_OUTPUTS - set(outputs))]
+    if resources(template, "AWS::Cognito::UserPool"):
+        findings += [f"output {n} missing" for n in ("UserPoolId", "UserPoolClientId") if n not in outputs]
+    webhook = str((outputs.get("WebhookUrl") or {}).get("Value", ""))
+    if "/webhooks/stripe" not in webhook:
+        findings.append("output WebhookUrl does not end at the webhook route")
+    return findings
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     check_no_wildcard_iam,
     check_functions_have_own_policies,
@@ -441,4 +512,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_secret_values_absent,
     check_runtime_globals,
     check_layer_build,
+    check_sqs_event_sources,
+    check_alarms,
+    check_outputs,
 )

@@ -347,3 +347,51 @@ def test_layer_build_drift_is_caught(template: Template, mutate: Mutation, expec
     mutate(template)
     findings = rules.check_layer_build(template)
     assert any(expected in f for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda t: props(t, "UsageFunction")["Events"]["UsageRecords"]["Properties"].pop("FunctionResponseTypes"),
+            "no ReportBatchItemFailures",
+        ),
+        (
+            lambda t: props(t, "UsageFunction")["Events"]["UsageRecords"]["Properties"].pop("BatchSize"),
+            "BatchSize not explicit",
+        ),
+        (
+            lambda t: props(t, "UsageFunction")["Events"]["UsageRecords"]["Properties"].pop("ScalingConfig"),
+            "MaximumConcurrency not set",
+        ),
+    ],
+    ids=["no-partial-failures", "no-batch-size", "no-max-concurrency"],
+)
+def test_sqs_event_source_drift_is_caught(template: Template, mutate: Mutation, expected: str) -> None:
+    mutate(template)
+    findings = rules.check_sqs_event_sources(template)
+    assert any(expected in f for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    ("removed", "expected"),
+    [
+        ("WebhookErrorsAlarm", "WebhookFunction: no Errors alarm"),
+        ("UsageDeadLetterDepthAlarm", "UsageDeadLetterQueue: no depth alarm"),
+        ("UsageOldestMessageAlarm", "UsageQueue: no age-of-oldest-message alarm"),
+    ],
+)
+def test_missing_alarm_is_caught(template: Template, removed: str, expected: str) -> None:
+    template["Resources"].pop(removed)
+    assert rules.check_alarms(template) == [expected]
+
+
+def test_alarm_without_actions_is_caught(template: Template) -> None:
+    props(template, "CheckoutErrorsAlarm").pop("AlarmActions")
+    assert rules.check_alarms(template) == ["CheckoutErrorsAlarm: no AlarmActions"]
+
+
+@pytest.mark.parametrize("removed", ["WebhookUrl", "StripeSecretArn", "UserPoolClientId"])
+def test_missing_output_is_caught(template: Template, removed: str) -> None:
+    template["Outputs"].pop(removed)
+    assert any(removed in f for f in rules.check_outputs(template))
