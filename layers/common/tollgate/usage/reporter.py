@@ -109,6 +109,7 @@ class UsageReporter:
         metrics: MetricsSink | None = None,
         known_meters: frozenset[str] | None = None,
         clock: Callable[[], float] = time.time,
+        identifier_for: Callable[[UsageMessage], str] = UsageMessage.meter_identifier,
     ) -> None:
         self._ledger = ledger
         self._transport = transport
@@ -117,6 +118,8 @@ class UsageReporter:
         self._metrics = metrics
         self._known_meters = known_meters
         self._clock = clock
+        # Injectable only so tests can show what a random identifier would do; production keeps the default.
+        self._identifier_for = identifier_for
 
     def report(self, records: Sequence[InboundRecord]) -> dict[str, RecordOutcome]:
         now = self._clock()
@@ -192,7 +195,7 @@ class UsageReporter:
                 park(record.message_id, "unknown_customer", usage_id)
                 seen[usage_id] = (content_hash, None, record.message_id)
                 continue
-            entry = LedgerEntry(usage_id, content_hash, message.meter_identifier(), message.occurred_at)
+            entry = LedgerEntry(usage_id, content_hash, self._identifier_for(message), message.occurred_at)
             try:
                 claim = self._ledger.claim(entry)
             except TollgateError:

@@ -1,0 +1,155 @@
+"""Fixtures for the usage reporter's integration tests: moto SQS + DynamoDB, the Stripe emulator, the handler."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+import stripe
+from stripe._http_client import HTTPClient
+
+from devstack.stripe_emulator import StripeEmulator
+from tests.support.template import load_template
+from tollgate.customers import DynamoCustomerDirectory
+from tollgate.observability import metrics
+from tollgate.usage.ledger import DynamoUsageLedger
+from tollgate.usage.parking import DeadLetterParking
+from tollgate.usage.reporter import UsageReporter
+from tollgate.usage.transport import StreamTransport, V1Transport
+
+from .harness import Poller
+
+TEST_KEY = "sk" + "_test_" + "usage0integration"
+
+
+def max_receive_count() -> int:
+    return int(load_template()["Parameters"]["UsageMaxReceiveCount"]["Default"])
+
+
+@pytest.fixture(scope="session")
+def usage_emulator() -> Iterator[StripeEmulator]:
+    emu = StripeEmulator()
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emu(usage_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch) -> StripeEmulator:
+    usage_emulator.reset()
+    # The SDK's own retry back-off, compressed so fault runs stay fast.
+    monkeypatch.setattr(HTTPClient, "INITIAL_DELAY", 0.01)
+    monkeypatch.setattr(HTTPClient, "MAX_DELAY", 0.02)
+    return usage_emulator
+
+
+@pytest.fixture
+def stripe_client(emu: StripeEmulator) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        TEST_KEY,
+        base_addresses={"api": emu.url, "meter_events": emu.url},
+        max_network_retries=2,
+        http_client=stripe.RequestsClient(timeout=5),
+    )
+
+
+@dataclass
+class UsageStack:
+    sqs: Any
+    dynamodb: Any
+    table: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    directory: DynamoCustomerDirectory
+    client: stripe.StripeClient
+    emu: StripeEmulator
+
+    def reporter(self, **overrides: Any) -> UsageReporter:
+        parts: dict[str, Any] = {
+            "ledger": DynamoUsageLedger(self.dynamodb, self.table),
+            "transport": StreamTransport(lambda: self.client),
+            "directory": self.directory,
+            "parking": DeadLetterParking(self.sqs, self.dlq_url),
+            "known_meters": frozenset({"api_tokens"}),
+            "metrics": metrics,
+        }
+        parts.update(overrides)
+        return UsageReporter(**parts)
+
+    def v1_transport(self) -> V1Transport:
+        return V1Transport(lambda: self.client)
+
+    def handler_for(self, reporter: UsageReporter) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        """The real Lambda handler, with the composition root holding ``reporter``."""
+        from functions.usage import app
+        from tollgate import bootstrap
+        from tollgate.config import Settings
+
+        container = bootstrap.Container(
+            Settings(table_name=self.table, stripe_secret_arn="arn:unused", usage_dlq_url=self.dlq_url)
+        )
+        container.__dict__["usage_reporter"] = reporter  # what the cached property would have built
+        bootstrap.reset_container(container)
+        return app.handler  # type: ignore[no-any-return]
+
+    def poller(self, reporter: UsageReporter, **kwargs: Any) -> Poller:
+        return Poller(self.sqs, self.queue_url, self.queue_arn, self.handler_for(reporter), **kwargs)
+
+    def customer(self, user_id: str) -> str:
+        customer_id = self.client.v1.customers.create({"metadata": {"app_user_id": user_id}}).id
+        self.directory.link(user_id, customer_id)
+        return customer_id
+
+    def send_bodies(self, bodies: list[str]) -> None:
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+            answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            assert not answer.get("Failed")
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                return found
+            found.extend(got)
+
+    def stream_requests(self) -> list[dict[str, Any]]:
+        return self.emu.requests_to("/v2/billing/meter_event_stream")
+
+
+@pytest.fixture
+def stack(billing_table: str, emu: StripeEmulator, stripe_client: stripe.StripeClient) -> Iterator[UsageStack]:
+    from tollgate import bootstrap
+
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName="usage-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="usage",
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count()}"}}',
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dynamodb = boto3.client("dynamodb")
+    yield UsageStack(
+        sqs=sqs,
+        dynamodb=dynamodb,
+        table=os.environ["TABLE_NAME"],
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        dlq_url=dlq_url,
+        directory=DynamoCustomerDirectory(dynamodb, os.environ["TABLE_NAME"]),
+        client=stripe_client,
+        emu=emu,
+    )
+    bootstrap.reset_container(None)
