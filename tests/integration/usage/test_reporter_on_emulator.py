@@ -211,8 +211,10 @@ def test_malformed_messages_make_no_stripe_calls_and_valid_siblings_are_recorded
     )
 
 
-def test_a_stripe_side_rejection_is_isolated_and_parked(stack: UsageStack) -> None:
-    # Given a batch where Stripe rejects one record (a customer id Stripe does not know) among valid ones
+def test_a_stripe_side_rejection_is_isolated_and_parked(stack: UsageStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Stripe answering a bad event synchronously with a 400 (the emulator's knob; real v2 streams validate
+    # asynchronously and report through error reports), and a batch with one such record among valid ones
+    monkeypatch.setattr(stack.emu.billing, "synchronous_meter_errors", True)
     customer = stack.customer("user-1")
     ts = int(time.time()) - 30
     ghost = json.dumps(
