@@ -10,8 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tollgate.bootstrap import container
 from tollgate.catalog import PLANS_CACHE_SECONDS
 from tollgate.checkout import CheckoutRequest, CheckoutService
-from tollgate.http import build_resolver, caller_from, json_response, not_implemented
+from tollgate.http import build_resolver, caller_from, json_response
 from tollgate.observability import logger, metrics, tracer
+from tollgate.subscriptions.status import SuccessPageCheck
 
 app = build_resolver()
 
@@ -32,7 +33,8 @@ def create_checkout_session(request: CheckoutRequest) -> Response[str]:
 
 @app.get("/checkout/sessions/<session_id>")
 def get_checkout_session(session_id: str) -> Response[str]:
-    return not_implemented("checkout session status")
+    caller = caller_from(app.current_event)
+    return json_response(SuccessPageCheck.from_container(container()).check(caller.user_id, session_id))
 
 
 @logger.inject_lambda_context(clear_state=True)

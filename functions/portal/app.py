@@ -9,10 +9,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollgate.bootstrap import container
-from tollgate.http import build_resolver, caller_from, json_response, not_implemented
+from tollgate.http import build_resolver, caller_from, json_response
 from tollgate.observability import logger, metrics, tracer
 from tollgate.plan_changes import ChangeRequest, PlanChangeService, PreviewRequest
 from tollgate.portal import PortalRequest, PortalService
+from tollgate.subscriptions.status import BillingStatusService
 
 app = build_resolver()
 
@@ -28,7 +29,8 @@ def create_portal_session(request: Annotated[PortalRequest | None, Body()] = Non
 
 @app.get("/billing/subscription")
 def get_subscription() -> Response[str]:
-    return not_implemented("subscription status")
+    caller = caller_from(app.current_event)
+    return json_response(BillingStatusService.from_container(container()).for_user(caller.user_id))
 
 
 @app.post("/billing/subscription/preview")

@@ -164,6 +164,21 @@ class DynamoCustomerDirectory:
             raise
         return True
 
+    def mark_deleted(self, customer_id: str) -> None:
+        """Record that Stripe deleted the customer (webhook ``customer.deleted``); only an existing mapping."""
+        try:
+            with aws_errors("directory.mark_deleted"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._customer_key(customer_id),
+                    UpdateExpression="SET deleted = :t, deleted_at = if_not_exists(deleted_at, :now)",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"N": str(int(self._clock()))}},
+                )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise  # an unknown customer (never linked) has nothing to mark
+
 
 class StripeCustomerGateway:
     """Creates customers with the app's user id in metadata and the verified email, if any."""

@@ -105,4 +105,4 @@ class NullPublisher:
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         for e in events:
-            logger.info("domain event (no bus configured)", name=e.name, event_id=e.id)
+            logger.info("domain event (no bus configured)", event_name=e.name, event_id=e.id)

@@ -31,6 +31,30 @@ def signing_secret() -> str:
     return "wh" + "sec_" + secrets.token_hex(16)
 
 
+class AtomicDynamoDB:
+    """A moto client whose operations are each atomic, as DynamoDB's are.
+
+    In-process moto evaluates a condition and then writes in plain Python, so two threads can both pass the same
+    condition; real DynamoDB serializes writes to an item. Our races (between our several calls) stay possible:
+    only each single call is made indivisible."""
+
+    _lock = threading.RLock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return atomic
+
+
 class StripeStandIn:
     """Authoritative current objects for fetch-latest, with fault knobs."""
 
@@ -141,6 +165,7 @@ class Harness:
 
 
 def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_seconds: float = 0.0) -> Harness:
+    client = client if isinstance(client, AtomicDynamoDB) else AtomicDynamoDB(client)
     clock = clock or Clock()
     stripe = StripeStandIn()
     bus = RecordingBus()
@@ -156,6 +181,7 @@ def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_s
         publisher=bus,
         context=HandlerContext(reader=stripe, catalog=None),
         meter_errors=meter,
+        deletions=directory,
         clock=clock,
         sleep=lambda s: None,
         in_progress_wait_seconds=wait_seconds,

@@ -27,6 +27,10 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def int_or_none(value: Any) -> int | None:
+    return _int(value)
+
+
 def plan_key_for(catalog: PlanCatalog | None, price_id: str | None, lookup_key: str | None) -> str | None:
     if catalog is None:
         return None

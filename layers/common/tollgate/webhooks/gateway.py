@@ -39,7 +39,10 @@ class SdkStripeReader:
 
     def checkout_session(self, session_id: str) -> dict[str, Any]:
         with stripe_errors("checkout.sessions.retrieve"):
-            return self._client.v1.checkout.sessions.retrieve(session_id).to_dict()
+            obj = self._client.v1.checkout.sessions.retrieve(
+                session_id, {"expand": ["subscription", "subscription.latest_invoice"]}
+            )
+        return obj.to_dict()
 
     def pricing_plan_subscription(self, pps_id: str) -> dict[str, Any]:
         # stripe 16.1.0 has no typed service for pricing-plan subscriptions (preview): a raw v2 GET.

@@ -205,7 +205,11 @@ def checkout_session_effects(session: Mapping[str, Any], ctx: HandlerContext, wa
     sub = session.get("subscription")
     sub_id = sub.get("id") if isinstance(sub, Mapping) else sub
     pps_id = session.get("pricing_plan_subscription")
-    if isinstance(customer_id, str) and isinstance(sub_id, str):
+    if isinstance(customer_id, str) and isinstance(sub, Mapping) and isinstance(sub_id, str) and "status" in sub:
+        # Expanded by the success-page fetch: already the current object, no second read.
+        fields = projection.subscription_fields(sub, ctx.catalog)
+        effects.writes.append(StateWrite(customer_id, subscription_sk(sub_id), "subscription", fields, watermark))
+    elif isinstance(customer_id, str) and isinstance(sub_id, str):
         effects.writes.append(fetched_subscription_write(ctx, sub_id, customer_id, watermark))
     elif isinstance(customer_id, str) and isinstance(pps_id, str):
         effects.writes.append(fetched_pricing_plan_write(ctx, pps_id, customer_id, watermark))

@@ -60,12 +60,14 @@ class WebhookService:
     publisher: DomainEventPublisher
     context: HandlerContext
     meter_errors: MeterErrorLog
+    deletions: CustomerDeletions
     tolerance_seconds: int = 300
     max_body_bytes: int = 262_144
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     in_progress_wait_seconds: float = 1.0
-    livemode: bool | None = None
+    #: The mode of the configured API key (True: live); None accepts both. Read after verification.
+    expected_livemode: Callable[[], bool | None] = lambda: None
 
     def receive(self, delivery: Delivery) -> Outcome:
         if len(delivery.body) > self.max_body_bytes:
@@ -81,7 +83,8 @@ class WebhookService:
             logger.warning("webhook signature rejected", reason=rejected.reason)
             raise errors.InvalidRequest() from None
         event = parse_event(delivery.body)
-        if self.livemode is not None and event.livemode != self.livemode:
+        expected = self.expected_livemode()
+        if expected is not None and event.livemode != expected:
             metrics.add_metric(name="WebhookWrongMode", unit=MetricUnit.Count, value=1)
             logger.warning("event from the other mode ignored", event_id=event.id)
             return Outcome("ignored_mode", event.id)
@@ -110,7 +113,7 @@ class WebhookService:
                 raise errors.Conflict("event is being processed")
             self.sleep(0.05)
         try:
-            changes = self._apply(event, handler(event, self.context))
+            changes = self.apply_effects(event.id, handler(event, self.context))
         except Exception:
             # Release so Stripe's retry can apply it; a crash that skips this leaves a lease that expires.
             try:
@@ -123,7 +126,12 @@ class WebhookService:
         logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
         return Outcome("applied", event.id, changes)
 
-    def _apply(self, event: StripeEvent, effects: Effects) -> int:
+    def apply_effects(self, event_id: str, effects: Effects, *, reannounce: bool = True) -> int:
+        """Commit a handler's effects through the watermark-conditional repository, then publish.
+
+        Shared by the webhook (under the ledger's lease) and the success-page check. ``reannounce=False`` (the
+        page) does not re-publish a transition when its own earlier identical write is found committed: a page
+        reload must not announce the grant twice."""
         if effects.link is not None:
             user_id, customer_id = effects.link
             try:
@@ -139,11 +147,11 @@ class WebhookService:
             if result.outcome is WriteOutcome.TIE and effects.refetch is not None:
                 metrics.add_metric(name="WebhookFetchLatest", unit=MetricUnit.Count, value=1)
                 for fetched in effects.refetch():
-                    changes += self._commit_one(event, fetched, outgoing)
+                    changes += self._commit_one(event_id, fetched, outgoing, reannounce)
                 continue
-            changes += self._record(event, write, result.outcome, result.previous, outgoing)
-        if effects.customer_deleted and hasattr(self.directory, "mark_deleted"):
-            self.directory.mark_deleted(effects.customer_deleted)
+            changes += self._record(event_id, write, result.outcome, result.previous, outgoing, reannounce)
+        if effects.customer_deleted:
+            self.deletions.mark_deleted(effects.customer_deleted)
         if effects.meter_error is not None:
             metrics.add_metric(name="MeterErrorReports", unit=MetricUnit.Count, value=1)
             self.meter_errors.record(effects.meter_error)
@@ -151,21 +159,22 @@ class WebhookService:
             self.publisher.publish(outgoing)
         return changes
 
-    def _commit_one(self, event: StripeEvent, write: StateWrite, outgoing: list[DomainEvent]) -> int:
+    def _commit_one(self, event_id: str, write: StateWrite, outgoing: list[DomainEvent], reannounce: bool) -> int:
         result = self.repository.write_if_newer(write)
-        return self._record(event, write, result.outcome, result.previous, outgoing)
+        return self._record(event_id, write, result.outcome, result.previous, outgoing, reannounce)
 
-    def _record(
+    def _record(  # noqa: PLR0917 - the commit's facts, passed explicitly
         self,
-        event: StripeEvent,
+        event_id: str,
         write: StateWrite,
         outcome: WriteOutcome,
         previous: Mapping[str, Any],
         outgoing: list[DomainEvent],
+        reannounce: bool,
     ) -> int:
         if outcome is WriteOutcome.APPLIED:
             before: Mapping[str, Any] = previous
-        elif outcome is WriteOutcome.ALREADY_APPLIED:
+        elif outcome is WriteOutcome.ALREADY_APPLIED and reannounce:
             before = previous_fields(previous)  # our own earlier attempt committed, then crashed
         else:
             return 0
@@ -175,7 +184,7 @@ class WebhookService:
                 outgoing.append(
                     domain_event(
                         name,
-                        event.id,
+                        event_id,
                         write.watermark.created,
                         customer_id=write.customer_id,
                         subscription_id=write.sort_key.removeprefix("SUBSCRIPTION#"),

@@ -40,6 +40,11 @@ class DynamoMeterErrorLog:
             )
 
 
+def key_is_live(api_key: str) -> bool:
+    """Live keys (secret or restricted) carry ``_live_`` after their two-letter prefix."""
+    return api_key[2:8] == "_live_"
+
+
 def webhook_service(c: Container) -> WebhookService:
     from tollgate.customers import DynamoCustomerDirectory
     from tollgate.domain_events import DomainEventPublisher, EventBridgePublisher, NullPublisher
@@ -51,6 +56,7 @@ def webhook_service(c: Container) -> WebhookService:
 
     settings = c.settings
     table = settings.table_name
+    directory = DynamoCustomerDirectory(c.dynamodb, table)
     publisher: DomainEventPublisher = (
         EventBridgePublisher(c.events, settings.event_bus_name) if settings.event_bus_name else NullPublisher()
     )
@@ -69,10 +75,12 @@ def webhook_service(c: Container) -> WebhookService:
         signing_secrets=lambda: tuple(s.get_secret_value() for s in c.stripe_secrets().webhook_secrets),
         ledger=DynamoEventLedger(c.dynamodb, table),
         repository=DynamoSubscriptionRepository(c.dynamodb, table),
-        directory=DynamoCustomerDirectory(c.dynamodb, table),
+        directory=directory,
         publisher=publisher,
         context=HandlerContext(reader=LazyReader(), catalog=settings.plan_catalog),
         meter_errors=DynamoMeterErrorLog(c.dynamodb, table),
+        deletions=directory,
+        expected_livemode=lambda: key_is_live(c.stripe_secrets().api_key.get_secret_value()),
         tolerance_seconds=settings.webhook_tolerance_seconds,
         max_body_bytes=settings.webhook_max_body_bytes,
     )

@@ -1,0 +1,62 @@
+"""Events of the other mode are acknowledged and ignored; ``customer.deleted`` is persisted on the mapping."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tollgate.customers import DynamoCustomerDirectory
+from tollgate.webhooks.wiring import key_is_live
+
+
+@pytest.fixture
+def h(billing_table: str) -> Harness:
+    return build_harness(boto3.client("dynamodb"), billing_table)
+
+
+def test_a_test_mode_event_reaching_a_live_key_is_acknowledged_ignored_and_writes_nothing(
+    h: Harness, billing_table: str
+) -> None:
+    # Given the webhook runs with a live key
+    h.service.expected_livemode = lambda: True
+    event = load_event("customer.subscription.updated")
+    assert event["livemode"] is False
+    # When a test-mode event arrives (correctly signed)
+    outcome = h.deliver(event)
+    # Then 2xx, ignored: no ledger entry, no state, no domain event
+    assert outcome.result == "ignored_mode"
+    assert boto3.client("dynamodb").scan(TableName=billing_table)["Count"] == 0
+    assert h.bus.events == []
+
+
+def test_an_event_of_the_keys_own_mode_is_processed(h: Harness) -> None:
+    h.service.expected_livemode = lambda: False
+    assert h.deliver(load_event("customer.subscription.updated")).result == "applied"
+
+
+def test_the_mode_is_read_from_the_key_kind() -> None:
+    live = "sk" + "_live_" + "x" * 24
+    restricted_live = "rk" + "_live_" + "x" * 24
+    test = "sk" + "_test_" + "x" * 24
+    assert (key_is_live(live), key_is_live(restricted_live), key_is_live(test)) == (True, True, False)
+
+
+def test_customer_deleted_marks_the_mapping_and_never_creates_one(h: Harness, billing_table: str) -> None:
+    client = boto3.client("dynamodb")
+    directory = DynamoCustomerDirectory(client, billing_table)
+    h.service.deletions = directory
+    directory.link("user-123", "cus_TestProjection01")
+    # When Stripe says the customer was deleted
+    h.deliver(load_event("customer.deleted"))
+    item = client.get_item(
+        TableName=billing_table, Key={"pk": {"S": "CUSTOMER#cus_TestProjection01"}, "sk": {"S": "USER"}}
+    )["Item"]
+    # Then the mapping records it (and keeps the user, for support and audit)
+    assert item["deleted"] == {"BOOL": True}
+    assert item["user_id"] == {"S": "user-123"}
+    # And deleting an unknown customer creates nothing
+    directory.mark_deleted("cus_unknown")
+    assert "Item" not in client.get_item(
+        TableName=billing_table, Key={"pk": {"S": "CUSTOMER#cus_unknown"}, "sk": {"S": "USER"}}
+    )
