@@ -189,8 +189,15 @@ def test_no_signing_secret_fails_closed_with_5xx(h: Harness) -> None:
         h.deliver(load_event("customer.subscription.updated"), secret="anything")
 
 
+def leased_event(h: Harness) -> dict[str, Any]:
+    """checkout.session.completed reads the subscription from Stripe, so it always runs under a lease."""
+    sub = load_event("customer.subscription.updated")["data"]["object"]
+    h.stripe.objects[sub["id"]] = sub
+    return load_event("checkout.session.completed")
+
+
 def test_in_progress_duplicate_is_non_2xx_and_an_expired_lease_is_reclaimed(h: Harness) -> None:
-    event = load_event("customer.subscription.updated")
+    event = leased_event(h)
 
     def crash(_: Any) -> None:
         raise Crash
@@ -206,15 +213,16 @@ def test_in_progress_duplicate_is_non_2xx_and_an_expired_lease_is_reclaimed(h: H
     h.clock.now += 10
     # Then the first is refused (Stripe retries) and the second applies exactly once
     assert h.deliver(event).result == "applied"
-    assert h.repository.applied == ["evt_1TestSubUpdated0001"]
+    assert h.repository.applied == [event["id"]]
 
 
 def test_every_lease_expires_within_the_remaining_invocation_time(h: Harness, billing_table: str) -> None:
     h.repository.before_write = lambda _: (_ for _ in ()).throw(Crash())
     with pytest.raises(Crash):
-        h.deliver(load_event("customer.subscription.updated"), remaining_ms=3000)
+        h.deliver(leased_event(h), remaining_ms=3000)
+    event_id = load_event("checkout.session.completed")["id"]
     item = boto3.client("dynamodb").get_item(
-        TableName=billing_table, Key={"pk": {"S": "EVENT#evt_1TestSubUpdated0001"}, "sk": {"S": "EVENT"}}
+        TableName=billing_table, Key={"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": "EVENT"}}
     )["Item"]
     assert int(item["lease_expires_at"]["N"]) <= h.clock.now + 3
     assert int(item["expires_at"]["N"]) >= h.clock.now + 30 * 86400
@@ -231,8 +239,14 @@ def test_crash_after_commit_republishes_the_transition_on_retry(h: Harness) -> N
     with pytest.raises(Crash):
         h.deliver(event, remaining_ms=2000)
     h.service.publisher.publish = original  # type: ignore[method-assign]
+    # When Stripe retries while the crashed attempt could still be running: non-2xx, nothing announced yet
     h.clock.now += 5
-    h.deliver(event)
-    # The state was committed once; the retry still announced the activation it caused
+    with pytest.raises(errors.Conflict):
+        h.deliver(event)
+    # When it retries after the attempt's time is surely over
+    h.clock.now += h.service.implicit_lease_seconds
+    assert h.deliver(event).result == "duplicate"
+    # Then the state was committed once, and the retry announced the activation it caused, once
+    assert h.deliver(event).result == "duplicate"
     assert h.repository.applied == ["evt_1TestSubUpdated0001"]
     assert h.bus.names() == ["subscription.activated"]

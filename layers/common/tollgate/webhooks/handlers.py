@@ -381,6 +381,9 @@ THIN_HANDLERS: dict[str, Callable[[ThinEvent, HandlerContext], Effects]] = {
 
 HEALTH_EVENT_PREFIX = "v2.core.health."
 
+#: Handlers that read Stripe before they know their writes: they always run under the ledger's lease.
+FETCHING_HANDLERS: frozenset[Callable[..., Effects]] = frozenset({checkout_completed, checkout_async_succeeded})
+
 
 def handler_for(event: StripeEvent) -> Callable[[Any, HandlerContext], Effects] | None:
     if isinstance(event, SnapshotEvent):

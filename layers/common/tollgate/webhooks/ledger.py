@@ -1,8 +1,11 @@
 """The event ledger: at most one worker applies a Stripe event, and an event is "seen" only once it committed.
 
-``claim`` writes an IN_PROGRESS lease that expires within the invocation's remaining time, so a crashed or timed
-out attempt blocks retries only until its lease lapses. ``complete`` flips the lease to COMPLETED (kept 35 days:
-Stripe retries for 3 and can replay for 30). ``release`` deletes our own lease after a failure.
+Events that need a Stripe fetch take the leased path: ``claim`` writes an IN_PROGRESS lease that expires within
+the invocation's remaining time, so a crashed or timed out attempt blocks retries only until its lease lapses.
+``complete`` flips the lease to COMPLETED (kept 35 days: Stripe retries for 3 and can replay for 30). ``release``
+deletes our own lease after a failure. Snapshot events whose one state write is their commit skip the lease:
+``mark_completed`` records them after their domain events were published, and only when they had something to
+publish (see tollgate.webhooks.processor).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class EventLedger(Protocol):
     def release(self, event_id: str, token: str) -> None: ...
 
     def status(self, event_id: str) -> ClaimStatus | None: ...
+
+    def mark_completed(self, event_id: str, event_type: str) -> None: ...
 
 
 def event_key(event_id: str) -> dict[str, Any]:
@@ -132,3 +137,18 @@ class DynamoEventLedger:
         if not item:
             return None
         return ClaimStatus.COMPLETED if item["status"].get("S") == "COMPLETED" else ClaimStatus.IN_PROGRESS
+
+    def mark_completed(self, event_id: str, event_type: str) -> None:
+        """Record a completed event without a lease (the one-write path: its state write was the commit)."""
+        now = int(self._clock())
+        with aws_errors("ledger.mark_completed"):
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    **event_key(event_id),
+                    "status": {"S": "COMPLETED"},
+                    "type": {"S": event_type},
+                    "completed_at": {"N": str(now)},
+                    "expires_at": {"N": str(now + RETENTION_SECONDS)},
+                },
+            )

@@ -19,7 +19,7 @@ from tollgate.domain_events import DomainEvent, DomainEventPublisher, domain_eve
 from tollgate.observability import MetricUnit, logger, metrics
 from tollgate.subscriptions.repository import StateWrite, SubscriptionRepository, WriteOutcome, previous_fields
 from tollgate.webhooks.envelope import SnapshotEvent, StripeEvent, parse_event
-from tollgate.webhooks.handlers import Effects, HandlerContext, MeterErrorReport, handler_for
+from tollgate.webhooks.handlers import FETCHING_HANDLERS, Effects, HandlerContext, MeterErrorReport, handler_for
 from tollgate.webhooks.ledger import ClaimStatus, EventLedger
 from tollgate.webhooks.verification import SignatureRejected, verify_signature
 
@@ -66,6 +66,10 @@ class WebhookService:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     in_progress_wait_seconds: float = 1.0
+    #: Snapshot events with one state write commit in that write (see _process_one_write); False: always lease.
+    one_write_path: bool = True
+    #: How long after a commit its attempt may still be publishing (at least the function's timeout).
+    implicit_lease_seconds: int = 30
     #: The mode of the configured API key (True: live); None accepts both. Read after verification.
     expected_livemode: Callable[[], bool | None] = lambda: None
 
@@ -93,7 +97,52 @@ class WebhookService:
             metrics.add_metric(name="WebhookUnhandledType", unit=MetricUnit.Count, value=1)
             logger.info("event type not handled", event_id=event.id, event_type=event.type)
             return Outcome("unhandled_type", event.id)
+        if self.one_write_path and handler not in FETCHING_HANDLERS and isinstance(event, SnapshotEvent):
+            effects = handler(event, self.context)
+            if len(effects.writes) == 1 and effects.customer_deleted is None and effects.meter_error is None:
+                outcome = self._process_one_write(event, effects)
+                if outcome is not None:
+                    return outcome
         return self._process_once(event, handler, delivery.remaining_ms)
+
+    def _process_one_write(self, event: SnapshotEvent, effects: Effects) -> Outcome | None:
+        """A snapshot event with one state write: that conditional write IS the commit (1 DynamoDB call).
+
+        The write carries the event id in its watermark, so a redelivery finds it (ALREADY_APPLIED) or a newer
+        state (STALE) and writes nothing. Only an event with something to announce touches the ledger, after
+        publishing: a duplicate whose announcements may not be out yet either waits (409, the first attempt is
+        still within its time) or publishes them itself (same ids). A same-second tie needs a fetch: the leased
+        path takes over (returns None)."""
+        (write,) = effects.writes
+        result = self.repository.write_if_newer(write)
+        if result.outcome is WriteOutcome.TIE:
+            return None
+        outgoing: list[DomainEvent] = list(effects.announcements)
+        changes = self._record(event.id, write, result.outcome, result.previous, outgoing, True)
+        applied_or_retried = result.outcome in (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)
+        if effects.link is not None and applied_or_retried:
+            self._link(*effects.link)
+        if outgoing:
+            if result.outcome is not WriteOutcome.APPLIED:
+                if self.ledger.status(event.id) is ClaimStatus.COMPLETED:
+                    metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+                    return Outcome("duplicate", event.id)
+                committed_at = result.previous.get("updated_at")
+                if (
+                    result.outcome is WriteOutcome.ALREADY_APPLIED
+                    and isinstance(committed_at, int)
+                    and self.clock() < committed_at + self.implicit_lease_seconds
+                ):
+                    # The attempt that committed is probably still publishing: let Stripe retry later.
+                    raise errors.Conflict("event is being processed")
+            self.publisher.publish(outgoing)
+            self.ledger.mark_completed(event.id, event.type)
+        if result.outcome is WriteOutcome.APPLIED:
+            metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
+            logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
+            return Outcome("applied", event.id, changes)
+        metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+        return Outcome("duplicate" if result.outcome is WriteOutcome.ALREADY_APPLIED else "stale", event.id)
 
     def _process_once(
         self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], remaining_ms: int
@@ -133,13 +182,7 @@ class WebhookService:
         page) does not re-publish a transition when its own earlier identical write is found committed: a page
         reload must not announce the grant twice."""
         if effects.link is not None:
-            user_id, customer_id = effects.link
-            try:
-                self.directory.link(user_id, customer_id)
-            except errors.Conflict:
-                # Permanent: retrying would never succeed. Count it and carry on with the projection.
-                metrics.add_metric(name="WebhookLinkConflict", unit=MetricUnit.Count, value=1)
-                logger.warning("customer already linked to another user", customer_id=customer_id)
+            self._link(*effects.link)
         outgoing: list[DomainEvent] = list(effects.announcements)
         changes = 0
         for write in effects.writes:
@@ -158,6 +201,14 @@ class WebhookService:
         if outgoing:
             self.publisher.publish(outgoing)
         return changes
+
+    def _link(self, user_id: str, customer_id: str) -> None:
+        try:
+            self.directory.link(user_id, customer_id)
+        except errors.Conflict:
+            # Permanent: retrying would never succeed. Count it and carry on with the projection.
+            metrics.add_metric(name="WebhookLinkConflict", unit=MetricUnit.Count, value=1)
+            logger.warning("customer already linked to another user", customer_id=customer_id)
 
     def _commit_one(self, event_id: str, write: StateWrite, outgoing: list[DomainEvent], reannounce: bool) -> int:
         result = self.repository.write_if_newer(write)
