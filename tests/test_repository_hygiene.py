@@ -8,6 +8,7 @@ and the built ``.aws-sam/`` artifacts when a build exists, since those are what 
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,37 @@ def test_lint_rule_catches_a_handler_importing_sdks(tmp_path: Path) -> None:
 def test_real_handlers_pass_the_lint_rule() -> None:
     result = run_ruff(ROOT, "functions")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- the CI entry point
+
+
+def make_target(name: str) -> tuple[list[str], list[str]]:
+    """(prerequisites, recipe lines) of a Makefile target."""
+    makefile = (ROOT / "Makefile").read_text()
+    match = re.search(rf"^{re.escape(name)}:([^\n]*)\n((?:\t[^\n]*\n)*)", makefile, re.MULTILINE)
+    assert match, f"the Makefile has no {name} target"
+    return match.group(1).split(), [line.strip() for line in match.group(2).splitlines()]
+
+
+def test_ci_runs_make_test() -> None:
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in script
+    assert "set -euo pipefail" in script
+
+
+def test_make_test_runs_every_check_and_no_benchmark() -> None:
+    prerequisites, recipe = make_target("test")
+    assert {"lint", "typecheck", "template-checks", "sam-build"} <= set(prerequisites)
+    assert "bench" not in prerequisites
+    assert any("pytest" in line for line in recipe)
+    # The commands as make expands them (a dry run: nothing is executed)
+    expanded = subprocess.run(
+        ["make", "--dry-run", "template-checks", "lint"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "sam validate --lint" in expanded
+    assert "cfn-lint template.yaml" in expanded
+    assert "checkov" in expanded
+    assert "--skip-download" in expanded
+    assert "ruff format --check" in expanded
+    assert "ruff check" in expanded
