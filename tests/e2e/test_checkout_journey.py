@@ -8,7 +8,6 @@ is shared by the whole session; other tests' requests are in the same log).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from html.parser import HTMLParser
 from typing import Any
@@ -110,7 +109,6 @@ def test_checkout_over_http_reaches_stripe_with_server_chosen_values_and_the_pag
     token = local_stack.token_for(user_id, f"{user_id}@example.com")
     config = checkout_parameters()
     team = next(p for p in json.loads(config["PlanCatalog"])["plans"] if p["key"] == "team")
-    started = time.monotonic()
 
     # When they ask the API for a Checkout session for 3 Team seats, trying to smuggle their own price and URL
     response = requests.post(
@@ -161,7 +159,6 @@ def test_checkout_over_http_reaches_stripe_with_server_chosen_values_and_the_pag
     subscription = local_stack.emulator.store.get(completed["subscription"], "subscription")
     assert subscription["metadata"]["app_user_id"] == user_id
     assert [(i["price"]["id"], i["quantity"]) for i in subscription["items"]["data"]] == [(price["id"], 3)]
-    assert time.monotonic() - started < 10
 
 
 def test_smuggled_fields_are_rejected_before_stripe(local_stack: LocalStack) -> None:
