@@ -21,7 +21,7 @@ from tollgate.usage.parking import DeadLetterParking
 from tollgate.usage.reporter import UsageReporter
 from tollgate.usage.transport import StreamTransport, V1Transport
 
-from .harness import Poller
+from .harness import MotoQueue, Poller, QueueModel, SourceQueue
 
 TEST_KEY = "sk" + "_test_" + "usage0integration"
 
@@ -97,8 +97,16 @@ class UsageStack:
         bootstrap.reset_container(container)
         return app.handler  # type: ignore[no-any-return]
 
-    def poller(self, reporter: UsageReporter, **kwargs: Any) -> Poller:
-        return Poller(self.sqs, self.queue_url, self.queue_arn, self.handler_for(reporter), **kwargs)
+    @property
+    def moto_queue(self) -> MotoQueue:
+        return MotoQueue(self.sqs, self.queue_url, self.queue_arn)
+
+    def queue_model(self) -> QueueModel:
+        """The in-harness queue with the template's redrive policy (see harness.py for why it exists)."""
+        return QueueModel(max_receive_count=max_receive_count())
+
+    def poller(self, reporter: UsageReporter, queue: SourceQueue | None = None, **kwargs: Any) -> Poller:
+        return Poller(queue or self.moto_queue, self.handler_for(reporter), **kwargs)
 
     def customer(self, user_id: str) -> str:
         customer_id = self.client.v1.customers.create({"metadata": {"app_user_id": user_id}}).id
@@ -106,10 +114,7 @@ class UsageStack:
         return customer_id
 
     def send_bodies(self, bodies: list[str]) -> None:
-        for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
-            answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            assert not answer.get("Failed")
+        self.moto_queue.send_bodies(bodies)
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -18,12 +18,10 @@ from tollgate.errors import PersistenceUnavailable
 from tollgate.usage.contract import usage_id_from_identifier
 
 from .conftest import UsageStack, max_receive_count
-from .harness import NullLedger, random_identifier
+from .harness import NullLedger, QueueModel, random_identifier
 
 DAY = 86_400
-# The issue asks for 5,000; moto's in-process SQS scans the whole queue per receive, so 5,000 takes >10 min here.
-# Kept at a size that fits the suite's time budget until the harness stops paying that O(n) per receive.
-LOAD_MESSAGES = 500
+LOAD_MESSAGES = 5_000
 
 
 def body(usage_id: str, user_id: str, value: int, occurred_at: int | None = None, **extra: Any) -> str:
@@ -50,7 +48,9 @@ def stripe_total(stack: UsageStack) -> int:
 
 def load_run(stack: UsageStack, reporter: Any, messages: int, seed: int = 11) -> tuple[int, dict[str, Any]]:
     """5,000-message scenario: 10 % producer duplicates, 10 % SQS redeliveries, 5 % of Stripe calls answered 429
-    (half with Stripe-Should-Retry: true). Returns the oracle sum and run facts."""
+    (half with Stripe-Should-Retry: true). The source queue is the in-harness SQS model with the template's redrive
+    policy (moto SQS is O(n^2) at this size, see harness.py); the ledger is DynamoDB (moto), parking goes to the
+    moto DLQ, Stripe is the emulator. Returns the oracle sum and run facts."""
     rng = random.Random(seed)
     users = [f"user-{i}" for i in range(5)]
     for user in users:
@@ -60,7 +60,8 @@ def load_run(stack: UsageStack, reporter: Any, messages: int, seed: int = 11) ->
     bodies = [body(*r) for r in records]
     bodies += [body(*r) for r in rng.sample(records, messages // 10)]  # producer re-sends: same id, new message
     rng.shuffle(bodies)
-    stack.send_bodies(bodies)
+    queue = stack.queue_model()
+    queue.send_bodies(bodies)
     faults: list[bool] = []
 
     def maybe_rate_limit() -> None:
@@ -71,9 +72,9 @@ def load_run(stack: UsageStack, reporter: Any, messages: int, seed: int = 11) ->
             faults.append(should_retry)
             stack.emu.faults.add("/v2/billing/meter_event_stream", status=429, should_retry=should_retry)
 
-    poller = stack.poller(reporter, redeliver_fraction=0.10, rng=rng, before_invoke=maybe_rate_limit)
+    poller = stack.poller(reporter, queue, redeliver_fraction=0.10, rng=rng, before_invoke=maybe_rate_limit)
     poller.drain()
-    return oracle, {"poller": poller, "faults": faults, "bodies": len(bodies)}
+    return oracle, {"poller": poller, "faults": faults, "bodies": len(bodies), "queue": queue}
 
 
 @pytest.mark.slow
@@ -86,26 +87,33 @@ def test_5000_messages_with_duplicates_redeliveries_and_429s_are_billed_exactly_
     assert len(per_id) == LOAD_MESSAGES
     assert max(per_id.values()) == 1
     assert stack.dlq_messages() == []
-    # And the faults really happened: both kinds of 429, some records retried through SQS
+    assert facts["queue"].dead_letters == []
+    assert facts["queue"].messages == {}
+    # And the faults really happened: both kinds of 429, records retried through SQS, lost deletes redelivered
     assert True in facts["faults"]
     assert False in facts["faults"]
     assert any(facts["poller"].failures_reported)
+    assert len(facts["poller"].lost_deletes) >= 0.09 * facts["bodies"]
     # And streams carried full batches: far fewer Stripe requests than records
     assert len(stack.stream_requests()) < facts["bodies"] / 20
 
 
 @pytest.mark.slow
 def test_control_a_random_identifier_without_a_ledger_double_counts(stack: UsageStack) -> None:
-    # Given the naive reporter (random identifier per attempt, no ledger) on the same scenario, smaller
+    # Given the naive reporter (random identifier per attempt, no ledger) on the same scenario
     naive = stack.reporter(ledger=NullLedger(), identifier_for=random_identifier)
-    oracle, _ = load_run(stack, naive, LOAD_MESSAGES // 2)
+    oracle, _ = load_run(stack, naive, LOAD_MESSAGES)
     # Then duplicates and redeliveries are billed again
     assert stripe_total(stack) > oracle
     assert max(Counter(e["payload"]["value"] for e in stack.emu.billing.meter_events).values()) > 1
 
 
-def test_a_poison_record_fails_alone_and_reaches_the_dlq_after_max_receive_count(stack: UsageStack) -> None:
-    # Given a batch of 10 where one record's customer lookup always fails (a storage fault that never heals)
+@pytest.mark.parametrize("backend", ["moto-sqs", "queue-model"])
+def test_a_poison_record_fails_alone_and_reaches_the_dlq_after_max_receive_count(
+    stack: UsageStack, backend: str
+) -> None:
+    # Given a batch of 10 where one record's customer lookup always fails (a storage fault that never heals);
+    # on moto SQS and on the in-harness queue model the load test uses (both must agree)
     stack.customer("user-ok")
 
     class FlakyDirectory:
@@ -114,8 +122,9 @@ def test_a_poison_record_fails_alone_and_reaches_the_dlq_after_max_receive_count
                 raise PersistenceUnavailable()
             return stack.directory.customer_for_user(user_id)
 
-    stack.send_bodies([body(f"p-{i}", "user-ok", 10 + i) for i in range(9)] + [body("poison", "user-poison", 1)])
-    poller = stack.poller(stack.reporter(directory=FlakyDirectory()), batch_size=10)
+    queue = stack.queue_model() if backend == "queue-model" else stack.moto_queue
+    queue.send_bodies([body(f"p-{i}", "user-ok", 10 + i) for i in range(9)] + [body("poison", "user-poison", 1)])
+    poller = stack.poller(stack.reporter(directory=FlakyDirectory()), queue, batch_size=10)
     # When the queue is drained
     poller.drain()
     # Then only the poison record was reported failed, every time
@@ -123,8 +132,11 @@ def test_a_poison_record_fails_alone_and_reaches_the_dlq_after_max_receive_count
     assert all(len(f) == 1 for f in poison_failures)
     assert len(poison_failures) == max_receive_count()
     # And it sits in the DLQ after exactly maxReceiveCount receives
-    dlq = stack.dlq_messages()
-    assert [json.loads(m["Body"])["usage_id"] for m in dlq] == ["poison"]
+    if isinstance(queue, QueueModel):
+        dead = [json.loads(m.body)["usage_id"] for m in queue.dead_letters]
+    else:
+        dead = [json.loads(m["Body"])["usage_id"] for m in stack.dlq_messages()]
+    assert dead == ["poison"]
     assert max(poller.seen.values()) == max_receive_count()
     # And the 9 siblings were recorded once each
     per_id = accepted_by_usage_id(stack)
