@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.template import ROOT
+from bench.coldstart_bench import foreign_native_packages
+from tests.support.template import ROOT, load_template
 
 LAYER = ROOT / "layers" / "common"
+BUILD = ROOT / ".aws-sam" / "build"
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 FUNCTIONS = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").is_file())
 
@@ -39,12 +41,16 @@ PROBE = textwrap.dedent(
     botocore.session.Session.create_client = counting
 
     mode = sys.argv[1]
-    if mode == "layer":
+    if mode in ("layer", "built"):
         import tollgate
         names = [m.name for m in pkgutil.walk_packages(tollgate.__path__, "tollgate.")]
         for name in names:
             importlib.import_module(name)
         loaded = names
+        if mode == "built":
+            app = importlib.import_module("app")
+            assert callable(app.handler), "app.handler is not callable"
+            loaded.append(app.__file__)
     elif mode == "handler":
         app = importlib.import_module("app")
         assert callable(app.handler), "app.handler is not callable"
@@ -66,11 +72,11 @@ PROBE = textwrap.dedent(
 )
 
 
-def lambda_like_environment(function: str) -> dict[str, str]:
+def lambda_like_environment(function: str, task_root: Path) -> dict[str, str]:
     """What Lambda sets (task root, function name, execution env, region) plus the template's Globals."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / function),
+        "LAMBDA_TASK_ROOT": str(task_root),
         "AWS_LAMBDA_FUNCTION_NAME": f"tollgate-{function}",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
@@ -86,21 +92,30 @@ def lambda_like_environment(function: str) -> dict[str, str]:
     }
 
 
-def run_probe(mode: str, function: str) -> dict[str, object]:
+def run_probe(
+    mode: str, function: str, path: list[str] | None = None, task_root: Path | None = None
+) -> dict[str, object]:
+    task_root = task_root or ROOT / "functions" / function
     # Lambda's order: the function code, then the layer, then the runtime's packages
-    path = [str(ROOT / "functions" / function), str(LAYER), str(SITE_PACKAGES)]
+    path = path or [str(task_root), str(LAYER), str(SITE_PACKAGES)]
     code = f"import sys; sys.path[:0] = {path!r}\n" + PROBE
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", code, mode],
-        env=lambda_like_environment(function),
+        env=lambda_like_environment(function, task_root),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    if result.returncode != 0:
+        # The layer's logger reports uncaught exceptions on stdout (log_uncaught_exceptions), others go to stderr
+        raise ProbeFailed((result.stdout + result.stderr)[-3000:])
     report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return report
+
+
+class ProbeFailed(RuntimeError):
+    pass
 
 
 def test_every_layer_module_imports_without_building_clients() -> None:
@@ -129,3 +144,47 @@ def test_control_the_probe_sees_a_client_built_at_import() -> None:
     # Control: the same probe reports a naive module that creates its client at import time
     report = run_probe("naive", FUNCTIONS[0])
     assert report["clients_built"] == ["dynamodb"]
+
+
+# ---------------------------------------------------------------- the built artifacts
+
+
+def built_function_dirs() -> dict[str, Path]:
+    template = load_template()
+    return {
+        name: BUILD / name
+        for name, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+@pytest.fixture(scope="module")
+def native_overlay(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This machine's builds of the layer's native packages when the layer holds arm64 ones (same pinned versions)."""
+    if not (BUILD / "CommonLayer" / "python").is_dir():
+        pytest.skip("no .aws-sam/build yet: run `make sam-build` (make test builds before running pytest)")
+    overlay = tmp_path_factory.mktemp("native")
+    for package in foreign_native_packages(BUILD / "CommonLayer" / "python"):
+        (overlay / package).symlink_to(SITE_PACKAGES / package, target_is_directory=True)
+    return overlay
+
+
+@pytest.mark.parametrize("function", sorted(built_function_dirs()))
+def test_built_function_imports_with_only_the_layers_dependencies(function: str, native_overlay: Path) -> None:
+    # Given the function and layer exactly as `sam build` produced them, and no other site-packages
+    task_root = built_function_dirs()[function]
+    path = [str(task_root), str(native_overlay), str(BUILD / "CommonLayer" / "python")]
+    # When every layer module and the handler are imported as Lambda would
+    report = run_probe("built", function, path, task_root)
+    # Then everything resolves from the build (a dependency missing from layers/common/requirements.txt fails here)
+    assert report["tollgate_from"] == str(BUILD / "CommonLayer" / "python" / "tollgate")
+    assert report["loaded"][-1] == str(task_root / "app.py")  # type: ignore[index]
+    assert report["clients_built"] == []
+
+
+def test_control_a_dependency_missing_from_the_layer_is_caught(native_overlay: Path, tmp_path: Path) -> None:
+    # Control: a handler importing a package the test environment has but the layer does not ship (pyjwt)
+    (tmp_path / "app.py").write_text("import jwt\n\ndef handler(event, context):\n    return jwt.__name__\n")
+    path = [str(tmp_path), str(native_overlay), str(BUILD / "CommonLayer" / "python")]
+    with pytest.raises(ProbeFailed, match="No module named 'jwt'"):
+        run_probe("built", "control", path, tmp_path)
