@@ -68,6 +68,30 @@ def test_ledger_claim_duplicate_and_conflict(billing_table: str) -> None:
     assert ledger.claim(other) is Claim.CONFLICT
 
 
+def test_ledger_resends_a_pending_record_only_inside_the_resend_window(billing_table: str) -> None:
+    client = boto3.client("dynamodb")
+    clock = [1_790_000_000.0]
+    ledger = DynamoUsageLedger(client, billing_table, clock=lambda: clock[0])
+    message = parse_usage_message(json.dumps(good("w-1")))
+    entry = LedgerEntry("w-1", message.content_hash(), message.meter_identifier(), message.occurred_at)
+    key = {"pk": {"S": "USAGE#w-1"}, "sk": {"S": "USAGE"}}
+    # Given a first claim (PENDING, stamped with the first attempt's time)
+    assert ledger.claim(entry) is Claim.CLAIMED
+    # When it is claimed again 19 h later / Then it may be resent, and the first attempt's time is kept
+    clock[0] += 19 * 3600
+    assert ledger.claim(entry) is Claim.CLAIMED
+    assert client.get_item(TableName=billing_table, Key=key)["Item"]["first_attempt_at"]["N"] == "1790000000"
+    # When it is still PENDING 20 h after the first attempt / Then it needs reconciliation, however often asked
+    clock[0] += 3600
+    assert ledger.claim(entry) is Claim.NEEDS_RECONCILIATION
+    assert ledger.claim(entry) is Claim.NEEDS_RECONCILIATION
+    # And a record Stripe refused (PARKED) that is redriven later starts a new window
+    assert ledger.settle([Settled(entry, LedgerStatus.PARKED, "meter_event_customer_not_found")]) == []
+    clock[0] += 30 * 3600
+    assert ledger.claim(entry) is Claim.CLAIMED
+    assert client.get_item(TableName=billing_table, Key=key)["Item"]["first_attempt_at"]["N"] == str(int(clock[0]))
+
+
 def test_meter_error_report_is_linked_to_the_ledger_where_the_identifier_matches(billing_table: str) -> None:
     client = boto3.client("dynamodb")
     ledger = DynamoUsageLedger(client, billing_table)

@@ -16,6 +16,7 @@ import pytest
 
 from tollgate.errors import PersistenceUnavailable
 from tollgate.usage.contract import usage_id_from_identifier
+from tollgate.usage.ledger import Claim, DynamoUsageLedger
 
 from .conftest import UsageStack, max_receive_count
 from .harness import NullLedger, QueueModel, random_identifier
@@ -275,3 +276,56 @@ def test_visibility_timeout_shorter_than_processing_still_records_each_usage_onc
     else:
         assert stripe_total(stack) == 55
         assert set(accepted_by_usage_id(stack).values()) == {1}
+
+
+class SettleFailsFirst(DynamoUsageLedger):
+    """The ledger write after Stripe's answer fails once (DynamoDB throttled / the function timed out there)."""
+
+    failed_once = False
+
+    def settle(self, outcomes: Any) -> list[Any]:
+        if not self.failed_once:
+            self.failed_once = True
+            return list(outcomes)
+        return super().settle(outcomes)
+
+
+class ResendsStalePending(SettleFailsFirst):
+    """Control: the ledger without the resend window, re-sending any PENDING record (the naive rule)."""
+
+    def claim(self, entry: Any) -> Claim:
+        answer = super().claim(entry)
+        return Claim.CLAIMED if answer is Claim.NEEDS_RECONCILIATION else answer
+
+
+@pytest.mark.parametrize(
+    ("hours_later", "ledger_kind", "expected_total"),
+    [(1, "ledger", 42), (25, "ledger", 42), (25, "control-resends-pending", 84)],
+    ids=["redelivered-1h-later", "redelivered-25h-later", "control-25h-naive-resend"],
+)
+def test_stripe_accepted_but_the_ledger_write_failed_then_redelivered(
+    stack: UsageStack, hours_later: int, ledger_kind: str, expected_total: int
+) -> None:
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    ledger_class = ResendsStalePending if ledger_kind != "ledger" else SettleFailsFirst
+    reporter = stack.reporter(ledger=ledger_class(stack.dynamodb, stack.table, clock=clock), clock=clock)
+    stack.customer("user-1")
+    # Given Stripe accepted a record and the ledger write after it failed: SQS will deliver it again
+    stack.send_bodies([body("gap-1", "user-1", 42)])
+    poller = stack.poller(reporter)
+    poller.run_once()
+    assert poller.failures_reported == [[next(iter(poller.seen))]]
+    assert stripe_total(stack) == 42
+    # When the redelivery arrives hours later (Stripe deduplicates an identifier for about 24 h)
+    stack.emu.clock.advance(hours_later * 3600)
+    offset[0] = hours_later * 3600
+    poller.drain()
+    # Then it is counted once: resent inside the window (Stripe drops the repeat), parked for reconciliation
+    # beyond it; the naive ledger resends after Stripe forgot the identifier and counts it twice
+    assert stripe_total(stack) == expected_total
+    reasons = [m["MessageAttributes"]["tollgate-park-reason"]["StringValue"] for m in stack.dlq_messages()]
+    assert reasons == (["needs_reconciliation"] if (hours_later, ledger_kind) == (25, "ledger") else [])

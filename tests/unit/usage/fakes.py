@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tollgate.errors import PersistenceUnavailable
-from tollgate.usage.ledger import Claim, LedgerEntry, LedgerStatus, Settled
+from tollgate.usage.ledger import RESEND_WINDOW_SECONDS, Claim, LedgerEntry, LedgerStatus, Settled
 from tollgate.usage.reporter import InboundRecord, ParkedRecord
 from tollgate.usage.transport import Delivery, MeterEvent, SendResult
 
@@ -37,22 +37,38 @@ def record(body: dict[str, Any] | str, message_id: str | None = None) -> Inbound
 
 @dataclass
 class InMemoryLedger:
+    """The DynamoDB ledger's rules, in memory (tests/integration/usage checks the real one)."""
+
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_claims_for: set[str] = field(default_factory=set)
+    fail_settles: bool = False
+    clock: Callable[[], float] = lambda: NOW
 
     def claim(self, entry: LedgerEntry) -> Claim:
         if entry.usage_id in self.fail_claims_for:
             raise PersistenceUnavailable()
+        now = self.clock()
         old = self.items.get(entry.usage_id)
+        first_attempt_at = now
         if old is not None:
             if old["content_hash"] != entry.content_hash:
                 return Claim.CONFLICT
             if old["status"] == LedgerStatus.SENT:
                 return Claim.ALREADY_SENT
-        self.items[entry.usage_id] = {"content_hash": entry.content_hash, "status": LedgerStatus.PENDING}
+            if old["status"] == LedgerStatus.PENDING:
+                if old["first_attempt_at"] <= now - RESEND_WINDOW_SECONDS:
+                    return Claim.NEEDS_RECONCILIATION
+                first_attempt_at = old["first_attempt_at"]
+        self.items[entry.usage_id] = {
+            "content_hash": entry.content_hash,
+            "status": LedgerStatus.PENDING,
+            "first_attempt_at": first_attempt_at,
+        }
         return Claim.CLAIMED
 
     def settle(self, outcomes: Sequence[Settled]) -> list[Settled]:
+        if self.fail_settles:
+            return list(outcomes)
         for o in outcomes:
             self.items[o.entry.usage_id] = {"content_hash": o.entry.content_hash, "status": o.status}
         return []

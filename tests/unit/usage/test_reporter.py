@@ -183,3 +183,43 @@ def test_oldest_message_age_is_measured(parts) -> None:  # type: ignore[no-untyp
     records = [InboundRecord("m1", json.dumps(usage("a")), sent_at_ms=(NOW - 90) * 1000)]
     reporter(parts).report(records)
     assert metrics.values["UsageOldestMessageAgeSeconds"] == 90
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("hours_later", [1, 21], ids=["inside-window", "beyond-window"])
+def test_stripe_accepted_but_the_ledger_write_failed_is_never_counted_twice(parts, hours_later) -> None:  # type: ignore[no-untyped-def]
+    ledger, transport, directory, parking, metrics = parts
+    clock = Clock()
+    ledger.clock = clock
+    rep = UsageReporter(
+        ledger=ledger, transport=transport, directory=directory, parking=parking, metrics=metrics, clock=clock
+    )
+    # Given Stripe accepted a record but the ledger write after it failed: the record is retried, still PENDING
+    ledger.fail_settles = True
+    first = rep.report([record(usage("gap", occurred_at=NOW - 60), "m1")])
+    assert first["m1"].retry
+    assert first["m1"].reason == "ledger_unavailable"
+    ledger.fail_settles = False
+    # When SQS redelivers it hours later
+    clock.now += hours_later * 3600
+    again = rep.report([record(usage("gap", occurred_at=NOW - 60), "m1")])
+    if hours_later < 20:
+        # Then inside the resend window it is resent with the same identifier (Stripe deduplicates it)
+        assert again["m1"].outcome is Outcome.SENT
+        assert len({e.identifier for e in transport.sent}) == 1
+        assert len(transport.sent) == 2
+    else:
+        # Then beyond it, Stripe would no longer deduplicate: parked for reconciliation, never resent, counted
+        assert again["m1"].outcome is Outcome.PARKED
+        assert again["m1"].reason == "needs_reconciliation"
+        assert len(transport.sent) == 1
+        assert parking.parked[-1].reason == "needs_reconciliation"
+        assert metrics.values["UsageNeedsReconciliation"] == 1
+        assert metrics.values["UsageParked"] == 1

@@ -1,11 +1,19 @@
 """The usage ledger: one DynamoDB item per usage id, so a record is billed once even long after Stripe's own
 identifier window (about 24 h) has passed.
 
-``claim`` is one conditional ``PutItem``: it succeeds for a new usage id, or for a known one with the *same*
+``claim`` is one conditional ``UpdateItem``: it succeeds for a new usage id, or for a known one with the *same*
 content that was not sent yet (a retry after a failure). It fails for an id already sent (a duplicate, done) and
-for an id with different content (a conflict, parked and never sent). ``mark_sent`` records the outcome in
-batches after Stripe accepted. An item lives 36 days past its occurrence time: after 35 days Stripe rejects the
-timestamp anyway, so a record that comes back later is parked by the window check and can never be sent twice.
+for an id with different content (a conflict, parked and never sent). ``settle`` records the outcome in batches
+after Stripe answered. An item lives 36 days past its occurrence time: after 35 days Stripe rejects the timestamp
+anyway, so a record that comes back later is parked by the window check and can never be sent twice.
+
+The gap this closes: Stripe accepted an event but the ledger write after it failed, so the item still says
+PENDING and SQS redelivers the record. A resend is harmless only while Stripe still deduplicates the identifier
+(about 24 h). The first claim therefore stamps ``first_attempt_at`` before anything is sent, and a PENDING item
+may be claimed again only while that stamp is younger than :data:`RESEND_WINDOW_SECONDS` (20 h, a margin inside
+Stripe's window). Older, the claim answers NEEDS_RECONCILIATION: the record is parked for an operator to check
+Stripe's meter event summaries, never resent, so it cannot count twice. Every send of one identifier thus happens
+within 20 h (plus one function timeout) of its first send.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 LEDGER_RETENTION_SECONDS = 36 * 86_400
+#: A PENDING record may be re-sent only this long after its first send attempt: Stripe deduplicates a meter event
+#: identifier for about 24 h, and 4 h of margin cover clock skew and a record in flight.
+RESEND_WINDOW_SECONDS = 20 * 3600
 _BATCH_WRITE_LIMIT = 25
 
 
@@ -38,6 +49,8 @@ class Claim(StrEnum):
     CLAIMED = "claimed"  # new, or a retry of the same content not yet sent: send it
     ALREADY_SENT = "already_sent"  # same content already recorded: done, do not send
     CONFLICT = "conflict"  # same id, different content: park, never send
+    # PENDING since before the resend window: Stripe may have it and no longer deduplicates; park, never resend
+    NEEDS_RECONCILIATION = "needs_reconciliation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,28 +106,45 @@ class DynamoUsageLedger:
         return item
 
     def claim(self, entry: LedgerEntry) -> Claim:
+        now = int(self._clock())
         try:
             with aws_errors("usage_ledger_claim"):
-                self._client.put_item(
+                self._client.update_item(
                     TableName=self._table,
-                    Item=self._item(entry, LedgerStatus.PENDING),
-                    ConditionExpression="attribute_not_exists(pk) OR (content_hash = :h AND #s <> :sent)",
+                    Key=ledger_key(entry.usage_id),
+                    # first_attempt_at survives re-claims: it dates the first send, which Stripe's window counts from
+                    UpdateExpression="SET content_hash = :h, identifier = :i, #s = :pending, occurred_at = :o, "
+                    "updated_at = :now, expires_at = :exp, first_attempt_at = if_not_exists(first_attempt_at, :now)",
+                    ConditionExpression="attribute_not_exists(pk) OR (content_hash = :h AND "
+                    "(#s = :parked OR (#s = :pending AND first_attempt_at > :cutoff)))",
                     ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":h": {"S": entry.content_hash}, ":sent": {"S": LedgerStatus.SENT}},
+                    ExpressionAttributeValues={
+                        ":h": {"S": entry.content_hash},
+                        ":i": {"S": entry.identifier},
+                        ":pending": {"S": LedgerStatus.PENDING},
+                        ":parked": {"S": LedgerStatus.PARKED},
+                        ":o": {"N": str(entry.occurred_at)},
+                        ":now": {"N": str(now)},
+                        ":exp": {"N": str(max(now, entry.occurred_at) + LEDGER_RETENTION_SECONDS)},
+                        ":cutoff": {"N": str(now - RESEND_WINDOW_SECONDS)},
+                    },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old: Any = exc.response.get("Item", {})
-            if old.get("content_hash", {}).get("S") == entry.content_hash:
+            if old.get("content_hash", {}).get("S") != entry.content_hash:
+                return Claim.CONFLICT
+            if old.get("status", {}).get("S") == LedgerStatus.SENT:
                 return Claim.ALREADY_SENT
-            return Claim.CONFLICT
+            return Claim.NEEDS_RECONCILIATION
         return Claim.CLAIMED
 
     def settle(self, outcomes: Sequence[Settled]) -> list[Settled]:
         # Plain puts (BatchWriteItem has no conditions): safe because only a successful claim with this very
-        # content leads here, and rewriting the same final status twice is harmless.
+        # content leads here, and rewriting the same final status twice is harmless. The put drops
+        # first_attempt_at on purpose: a PARKED record (Stripe refused it) starts a new window when redriven.
         failed: list[Settled] = []
         for chunk in _chunks(outcomes, _BATCH_WRITE_LIMIT):
             by_key = {o.entry.usage_id: o for o in chunk}

@@ -5,7 +5,8 @@ siblings: parse and check locally (contract, meter, Stripe's timestamp window) -
 usage id in the ledger -> send the claimed records to Stripe in batches -> settle the ledger.
 
 Outcomes: SENT and DUPLICATE are done; RETRY becomes an SQS batch-item failure (429, 5xx, timeouts, storage
-hiccups); PARKED and CONFLICT go to the dead-letter queue with a reason attribute and leave the source queue.
+hiccups); PARKED and CONFLICT go to the dead-letter queue with a reason attribute and leave the source queue. A
+record left PENDING longer than the ledger's resend window is PARKED as ``needs_reconciliation``, never resent.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tollgate.usage.transport import Delivery, MeterEvent, MeterTransport
 #: Stripe accepts timestamps from the past 35 days up to 5 minutes ahead; keep a margin for the time in flight.
 PAST_LIMIT_SECONDS = 35 * 86_400 - 600
 FUTURE_LIMIT_SECONDS = 5 * 60 - 30
+#: Park reason of a record Stripe may already have but would no longer deduplicate (see tollgate.usage.ledger).
+NEEDS_RECONCILIATION = "needs_reconciliation"
 
 
 class Outcome(StrEnum):
@@ -175,16 +178,7 @@ class UsageReporter:
             usage_id = message.usage_id
             content_hash = message.content_hash()
             if usage_id in seen:
-                first_hash, group, first_message = seen[usage_id]
-                if first_hash != content_hash:
-                    park(record.message_id, "conflict", usage_id, Outcome.CONFLICT)
-                elif group is not None:
-                    group.message_ids.append(record.message_id)  # same record twice in one batch: send once
-                elif outcomes[first_message].outcome in (Outcome.PARKED, Outcome.CONFLICT):
-                    first = outcomes[first_message]
-                    park(record.message_id, first.reason or "parked", usage_id, first.outcome)
-                else:
-                    outcomes[record.message_id] = outcomes[first_message]
+                _repeat_in_batch(record.message_id, usage_id, content_hash, seen[usage_id], outcomes, park)
                 continue
             try:
                 customer = self._customer(message, customers)
@@ -215,6 +209,8 @@ class UsageReporter:
                 claimed.append(group)
             elif claim is Claim.ALREADY_SENT:
                 outcomes[record.message_id] = RecordOutcome(Outcome.DUPLICATE, "ledger", usage_id)
+            elif claim is Claim.NEEDS_RECONCILIATION:
+                park(record.message_id, NEEDS_RECONCILIATION, usage_id)
             else:
                 park(record.message_id, "conflict", usage_id, Outcome.CONFLICT)
             seen[usage_id] = (content_hash, group, record.message_id)
@@ -266,6 +262,7 @@ class UsageReporter:
         for outcome in outcomes.values():
             counts[outcome.outcome] += 1
         parked = counts[Outcome.PARKED] + counts[Outcome.CONFLICT]
+        to_reconcile = sum(1 for o in outcomes.values() if o.reason == NEEDS_RECONCILIATION)
         oldest = max(((now * 1000 - r.sent_at_ms) / 1000 for r in records if r.sent_at_ms), default=0.0)
         logger.info(
             "usage batch reported",
@@ -275,6 +272,7 @@ class UsageReporter:
             retried=counts[Outcome.RETRY],
             parked=parked,
             conflict=counts[Outcome.CONFLICT],
+            needs_reconciliation=to_reconcile,
         )
         if self._metrics is None:
             return
@@ -286,6 +284,28 @@ class UsageReporter:
             ("UsageRetried", counts[Outcome.RETRY]),
             ("UsageParked", parked),
             ("UsageConflict", counts[Outcome.CONFLICT]),
+            ("UsageNeedsReconciliation", to_reconcile),
         ):
             self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         self._metrics.add_metric(name="UsageOldestMessageAgeSeconds", unit=MetricUnit.Seconds, value=max(0.0, oldest))
+
+
+def _repeat_in_batch(  # noqa: PLR0917 - a private helper of _claim, called once
+    message_id: str,
+    usage_id: str,
+    content_hash: str,
+    first_seen: tuple[str, _Claimed | None, str],
+    outcomes: dict[str, RecordOutcome],
+    park: Callable[..., None],
+) -> None:
+    """A usage id already met earlier in this batch: it shares the first one's fate, or conflicts with it."""
+    first_hash, group, first_message = first_seen
+    if first_hash != content_hash:
+        park(message_id, "conflict", usage_id, Outcome.CONFLICT)
+    elif group is not None:
+        group.message_ids.append(message_id)  # same record twice in one batch: send once
+    elif outcomes[first_message].outcome in (Outcome.PARKED, Outcome.CONFLICT):
+        first = outcomes[first_message]
+        park(message_id, first.reason or "parked", usage_id, first.outcome)
+    else:
+        outcomes[message_id] = outcomes[first_message]
