@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from tollgate.errors import TollgateError
 from tollgate.observability import logger
-from tollgate.usage.contract import MalformedUsage, UsageMessage, parse_usage_message
+from tollgate.usage.contract import MalformedUsage, UsageMessage, meter_identifier, parse_usage_message
 from tollgate.usage.ledger import Claim, LedgerEntry, LedgerStatus, Settled, UsageLedger
 from tollgate.usage.transport import Delivery, MeterEvent, MeterTransport
 
@@ -112,7 +112,7 @@ class UsageReporter:
         metrics: MetricsSink | None = None,
         known_meters: frozenset[str] | None = None,
         clock: Callable[[], float] = time.time,
-        identifier_for: Callable[[UsageMessage], str] = UsageMessage.meter_identifier,
+        identifier_for: Callable[[UsageMessage], str] | None = None,
     ) -> None:
         self._ledger = ledger
         self._transport = transport
@@ -189,7 +189,10 @@ class UsageReporter:
                 park(record.message_id, "unknown_customer", usage_id)
                 seen[usage_id] = (content_hash, None, record.message_id)
                 continue
-            entry = LedgerEntry(usage_id, content_hash, self._identifier_for(message), message.occurred_at)
+            identifier = (
+                self._identifier_for(message) if self._identifier_for else meter_identifier(usage_id, content_hash)
+            )
+            entry = LedgerEntry(usage_id, content_hash, identifier, message.occurred_at)
             try:
                 claim = self._ledger.claim(entry)
             except TollgateError:
