@@ -133,8 +133,13 @@ class WebhookService:
                     and isinstance(committed_at, int)
                     and self.clock() < committed_at + self.implicit_lease_seconds
                 ):
-                    # The attempt that committed is probably still publishing: let Stripe retry later.
-                    raise errors.Conflict("event is being processed")
+                    # The attempt that committed is probably still publishing: wait briefly, then let Stripe retry.
+                    deadline = self.clock() + self.in_progress_wait_seconds
+                    while self.ledger.status(event.id) is not ClaimStatus.COMPLETED:
+                        if self.clock() >= deadline:
+                            raise errors.Conflict("event is being processed")
+                        self.sleep(0.05)
+                    return Outcome("duplicate", event.id)
             self.publisher.publish(outgoing)
             self.ledger.mark_completed(event.id, event.type)
         if result.outcome is WriteOutcome.APPLIED:

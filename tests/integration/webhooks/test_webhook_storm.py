@@ -1,0 +1,76 @@
+"""The storm: the emulator's lifecycle events for many subscriptions, plus 20 % duplicates, shuffled, delivered by
+8 workers through the webhook's API Gateway entry into DynamoDB: the table equals the emulator's final state.
+
+Size: moto in-process costs ~11 ms per DynamoDB call on these 2 loaded cores, so this test runs STORM_EVENTS events
+over STORM_SUBSCRIPTIONS subscriptions; bench/webhook_storm_bench.py runs the issue's full 10,000 over 500 with
+this same code (docs/webhooks.md has its figures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.stripe_emulator import StripeEmulator
+from tests.integration.webhooks.storm import (
+    ArrivalOrderRepository,
+    deliver_storm,
+    drive_lifecycles,
+    emulator_truth,
+    storm_harness,
+    table_mismatches,
+)
+
+pytestmark = pytest.mark.slow
+
+STORM_SUBSCRIPTIONS = 60
+STORM_EVENTS = 1_200
+
+
+@pytest.fixture(scope="module")
+def lifecycle() -> Iterator[tuple[StripeEmulator, list[dict[str, Any]]]]:
+    emu = StripeEmulator()  # in-process only: the storm talks to its request pipeline, no socket
+    events = drive_lifecycles(emu, STORM_SUBSCRIPTIONS, STORM_EVENTS)
+    yield emu, events
+    emu.stop()
+
+
+def test_storm_of_shuffled_duplicated_events_converges_to_the_emulators_final_state(
+    billing_table: str, lifecycle: tuple[StripeEmulator, list[dict[str, Any]]]
+) -> None:
+    # Given every handled event the emulator emitted while driving the subscriptions through their lifecycles
+    emu, events = lifecycle
+    assert len(events) >= STORM_EVENTS
+    assert len({e["id"] for e in events}) == len(events)
+    h = storm_harness(boto3.client("dynamodb"), billing_table, emu)
+    # When they arrive shuffled, with 20 % duplicates, from 8 concurrent workers
+    result = deliver_storm(h, events, workers=8, duplicate_share=0.2)
+    # Then every delivery was acknowledged, every event once, with no state change or domain event twice
+    assert result.non_2xx == 0, result.outcomes
+    assert result.deliveries == len(events) + int(len(events) * 0.2)
+    assert len(result.first_acks) == len(events)
+    assert len(h.repository.applied) == len(set(h.repository.applied))
+    published = [e.id for e in h.bus.events]
+    assert len(published) == len(set(published))
+    # And the table equals the emulator's final subscriptions
+    assert table_mismatches(h, emulator_truth(emu)) == []
+
+
+def test_control_applying_snapshots_in_arrival_order_diverges_from_stripe(
+    billing_table: str, lifecycle: tuple[StripeEmulator, list[dict[str, Any]]]
+) -> None:
+    # Given the same events, a third of the subscriptions (enough to be decisive), and a projection that writes
+    # every snapshot as it arrives
+    emu, events = lifecycle
+    truth = emulator_truth(emu)
+    kept = set(sorted({t["customer_id"] for t in truth.values()})[: STORM_SUBSCRIPTIONS // 3])
+    sample = [e for e in events if (e["data"]["object"].get("customer") in kept)]
+    h = storm_harness(boto3.client("dynamodb"), billing_table, emu)
+    h.service.repository = ArrivalOrderRepository(h.repository)  # type: ignore[assignment]
+    deliver_storm(h, sample, workers=1, duplicate_share=0.2)
+    # Then the table no longer equals Stripe's state
+    mismatches = table_mismatches(h, {k: v for k, v in truth.items() if v["customer_id"] in kept})
+    assert len(mismatches) > 0
