@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tests.support.template import resources_of_type
+
 Template = dict[str, Any]
 Check = Callable[[Template], list[str]]
 
@@ -47,7 +49,7 @@ def secret_literals_in(data: bytes | str) -> list[str]:
 
 
 def resources(template: Template, type_name: str) -> dict[str, dict[str, Any]]:
-    return {name: res for name, res in template.get("Resources", {}).items() if res.get("Type") == type_name}
+    return resources_of_type(template, type_name)
 
 
 def functions(template: Template) -> dict[str, dict[str, Any]]:
