@@ -1,11 +1,13 @@
 """The usage ledger: one DynamoDB item per usage id, so a record is billed once even long after Stripe's own
 identifier window (about 24 h) has passed.
 
-``claim`` is one conditional ``UpdateItem``: it succeeds for a new usage id, or for a known one with the *same*
-content that was not sent yet (a retry after a failure). It fails for an id already sent (a duplicate, done) and
-for an id with different content (a conflict, parked and never sent). ``settle`` records the outcome in batches
-after Stripe answered. An item lives 36 days past its occurrence time: after 35 days Stripe rejects the timestamp
-anyway, so a record that comes back later is parked by the window check and can never be sent twice.
+``claim`` is one conditional ``PutItem`` (``attribute_not_exists``) for a new usage id, the common case; for a
+known id the item returned by the failed condition decides, without another write. It succeeds for a new usage
+id, or for a known one with the *same* content that was not sent yet (a retry after a failure). It fails for an
+id already sent (a duplicate, done) and for an id with different content (a conflict, parked and never sent).
+``settle`` records the outcome in batches after Stripe answered. An item lives 36 days past its occurrence time:
+after 35 days Stripe rejects the timestamp anyway, so a record that comes back later is parked by the window check
+and can never be sent twice.
 
 The gap this closes: Stripe accepted an event but the ledger write after it failed, so the item still says
 PENDING and SQS redelivers the record. A resend is harmless only while Stripe still deduplicates the identifier
@@ -107,39 +109,55 @@ class DynamoUsageLedger:
 
     def claim(self, entry: LedgerEntry) -> Claim:
         now = int(self._clock())
+        item = self._item(entry, LedgerStatus.PENDING)
+        item["first_attempt_at"] = {"N": str(now)}
+        for _attempt in range(3):
+            old = self._put_if(item, "attribute_not_exists(pk)", {})
+            if old is None:
+                return Claim.CLAIMED
+            if old.get("content_hash", {}).get("S") != entry.content_hash:
+                return Claim.CONFLICT
+            status = old.get("status", {}).get("S")
+            if status == LedgerStatus.SENT:
+                return Claim.ALREADY_SENT
+            if status == LedgerStatus.PENDING:
+                # Not settled: resend with the same identifier while Stripe still deduplicates it; nothing to write,
+                # first_attempt_at must keep dating the first send.
+                first_attempt_at = int(old.get("first_attempt_at", {}).get("N", "0"))
+                if first_attempt_at > now - RESEND_WINDOW_SECONDS:
+                    return Claim.CLAIMED
+                return Claim.NEEDS_RECONCILIATION
+            # PARKED (Stripe refused it, so it holds nothing under this identifier): a redrive starts a new window.
+            parked = self._put_if(
+                item, "content_hash = :h AND #s = :parked", {":h": item["content_hash"], ":parked": {"S": "PARKED"}}
+            )
+            if parked is None:
+                return Claim.CLAIMED
+            # Changed under us (another delivery claimed it): decide again from the new state.
+        raise PersistenceUnavailable()
+
+    def _put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        """Conditional put; None when written, else the item that failed the condition."""
+        expressions: dict[str, Any] = {}
+        if "#s" in condition:
+            expressions["ExpressionAttributeNames"] = {"#s": "status"}
+        if values:
+            expressions["ExpressionAttributeValues"] = values
         try:
             with aws_errors("usage_ledger_claim"):
-                self._client.update_item(
+                self._client.put_item(
                     TableName=self._table,
-                    Key=ledger_key(entry.usage_id),
-                    # first_attempt_at survives re-claims: it dates the first send, which Stripe's window counts from
-                    UpdateExpression="SET content_hash = :h, identifier = :i, #s = :pending, occurred_at = :o, "
-                    "updated_at = :now, expires_at = :exp, first_attempt_at = if_not_exists(first_attempt_at, :now)",
-                    ConditionExpression="attribute_not_exists(pk) OR (content_hash = :h AND "
-                    "(#s = :parked OR (#s = :pending AND first_attempt_at > :cutoff)))",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={
-                        ":h": {"S": entry.content_hash},
-                        ":i": {"S": entry.identifier},
-                        ":pending": {"S": LedgerStatus.PENDING},
-                        ":parked": {"S": LedgerStatus.PARKED},
-                        ":o": {"N": str(entry.occurred_at)},
-                        ":now": {"N": str(now)},
-                        ":exp": {"N": str(max(now, entry.occurred_at) + LEDGER_RETENTION_SECONDS)},
-                        ":cutoff": {"N": str(now - RESEND_WINDOW_SECONDS)},
-                    },
+                    Item=item,
+                    ConditionExpression=condition,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **expressions,
                 )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old: Any = exc.response.get("Item", {})
-            if old.get("content_hash", {}).get("S") != entry.content_hash:
-                return Claim.CONFLICT
-            if old.get("status", {}).get("S") == LedgerStatus.SENT:
-                return Claim.ALREADY_SENT
-            return Claim.NEEDS_RECONCILIATION
-        return Claim.CLAIMED
+            return dict(old)
+        return None
 
     def settle(self, outcomes: Sequence[Settled]) -> list[Settled]:
         # Plain puts (BatchWriteItem has no conditions): safe because only a successful claim with this very
