@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -49,10 +50,15 @@ def returning_user(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(customer.id)
 
 
-def call(stack: Stack, endpoint: str) -> dict[str, Any]:
+def call(stack: Stack, endpoint: str, client_key: str) -> dict[str, Any]:
+    # The frontend sends one Idempotency-Key per logical action and repeats it on its own retry. (Without one the
+    # key is derived from a 5-minute window, and a retry that straddles a window boundary is a new request.)
+    headers = {"Idempotency-Key": client_key}
     if endpoint == "checkout":
-        return stack.checkout("POST", "/checkout/sessions", body={"plan": "starter"}, claims={"sub": "user-f"})
-    return stack.portal("POST", "/portal/sessions", claims={"sub": "user-f"})
+        return stack.checkout(
+            "POST", "/checkout/sessions", body={"plan": "starter"}, claims={"sub": "user-f"}, headers=headers
+        )
+    return stack.portal("POST", "/portal/sessions", claims={"sub": "user-f"}, headers=headers)
 
 
 @pytest.mark.slow
@@ -64,8 +70,9 @@ def test_stripe_fault_matrix(stack: Stack, returning_user: str, endpoint: str, c
     # Given Stripe misbehaves on this endpoint
     stack.emulator.faults.add(path, method="POST", **knobs)
     # When the user asks for a session
+    client_key = "action-" + uuid.uuid4().hex
     started = time.monotonic()
-    response = call(stack, endpoint)
+    response = call(stack, endpoint, client_key)
     elapsed = time.monotonic() - started
     # Then the caller gets the documented status (with Retry-After when it may retry)
     assert response["statusCode"] == expected_status, response["body"]
@@ -76,7 +83,10 @@ def test_stripe_fault_matrix(stack: Stack, returning_user: str, endpoint: str, c
         assert set(body) == ({"id", "url"} if endpoint == "checkout" else {"url"})
     # And every attempt was the same logical call
     if case.startswith("slow"):
-        time.sleep(0.7)  # Stripe finishes (and logs) the slow first attempt
+        # Stripe finishes (and logs) the slow first attempt; on a loaded machine that can take a while.
+        deadline = time.monotonic() + 10
+        while len(stack.stripe_requests("POST", path)) < expected_attempts and time.monotonic() < deadline:
+            time.sleep(0.05)
     attempts = stack.stripe_requests("POST", path)
     assert len(attempts) == expected_attempts
     assert len({a["idempotency_key"] for a in attempts}) == 1
@@ -85,7 +95,7 @@ def test_stripe_fault_matrix(stack: Stack, returning_user: str, endpoint: str, c
     budget = stripe_call_budget_seconds(stack.container.settings)
     assert elapsed < budget <= function_timeout("CheckoutFunction" if endpoint == "checkout" else "PortalFunction")
     # And the caller's retry of the same request never opens a second session
-    retried = call(stack, endpoint)
+    retried = call(stack, endpoint, client_key)
     assert retried["statusCode"] == 200
     if endpoint == "checkout":
         assert len(stack.emulator.store.all("checkout.session")) == 1
