@@ -113,13 +113,3 @@ def caller_from(event: APIGatewayProxyEventV2) -> Caller:
     scopes_raw = jwt.get("scopes") if isinstance(jwt, dict) else None
     scopes = frozenset(s for s in (scopes_raw or []) if isinstance(s, str))
     return Caller(user_id=sub, email=email if isinstance(email, str) and verified else None, scopes=scopes)
-
-
-def not_implemented(capability: str) -> Response[str]:
-    """The one allowed placeholder: a route whose capability lands in a later issue."""
-    return Response(
-        status_code=int(HTTPStatus.NOT_IMPLEMENTED),
-        content_type=JSON,
-        body=json.dumps({"error": {"status": 501, "reason": f"{capability} not implemented yet"}}),
-        headers={"Cache-Control": "no-store"},
-    )

@@ -1,15 +1,9 @@
-"""Handlers answer every route template.yaml gives them, and a route whose capability belongs to a later issue
-answers the one allowed placeholder: 501 with a reason, never a 200 or a 404.
-
-The placeholder checks follow the code: a route stops being checked as a placeholder as soon as its handler stops
-calling ``not_implemented`` (its own issue's tests take over), so nothing here needs editing when a capability
-lands.
-"""
+"""Handlers answer every route template.yaml gives them: no route is unrouted and none is a 501 placeholder any more
+(every capability has landed; each route's behaviour is tested by its own issue's suites)."""
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import re
 from types import ModuleType
@@ -20,7 +14,6 @@ import pytest
 from tests.support.events import FakeLambdaContext, http_api_event
 from tests.support.template import load_template
 from tests.template.rules import http_api_routes
-from tollgate.http import not_implemented
 
 TEMPLATE = load_template()
 FUNCTION_MODULES = {
@@ -57,10 +50,6 @@ def is_unrouted(response: dict[str, Any]) -> bool:
     return response["statusCode"] in (404, 405) and "error" not in body
 
 
-def placeholder_count(function: str) -> int:
-    return inspect.getsource(handler_module(function)).count("not_implemented(")
-
-
 @pytest.fixture(autouse=True)
 def _isolated(billing_table: str, fresh_container: Any) -> None:
     """moto (with the billing table) for any AWS call an implemented route makes, and a fresh composition root."""
@@ -78,34 +67,13 @@ def test_every_template_route_reaches_its_handler(function: str, method: str, pa
     # Given an API Gateway event for a route the template declares
     # When the function that the template wires to it handles the event
     response = invoke(function, method, path)
-    # Then the handler has the route: the resolver's own "no such route" 404 carries no domain error body
+    # Then the handler has the route (the resolver's own "no such route" 404 carries no domain error body)
     assert not is_unrouted(response), response
-
-
-@pytest.mark.parametrize("function", ["CheckoutFunction", "PortalFunction", "WebhookFunction"])
-def test_placeholders_answer_501_with_a_reason(function: str) -> None:
-    # Given the function's routes
-    routes = [(m, p) for fn, m, p in ROUTES if fn == function]
-    expected = placeholder_count(function)
-    if expected == 0:
-        pytest.skip(f"{function} has no placeholder routes left")
-    # When each route is called
-    responses = [invoke(function, method, path) for method, path in routes]
-    placeholders = [r for r in responses if r["statusCode"] == 501]
-    # Then exactly the routes still calling not_implemented answer 501, each with a reason and no caching
-    assert len(placeholders) == expected
-    for response in placeholders:
-        assert json.loads(response["body"])["error"]["reason"].endswith("not implemented yet")
-        assert response["headers"]["Cache-Control"] == "no-store"
+    # And the capability is real: no placeholder answer is left
+    assert response["statusCode"] != 501, response
 
 
 def test_control_an_unknown_route_is_recognised_as_unrouted() -> None:
     # Control for the routing test: a path no handler declares is detected as unrouted
     response = invoke("CheckoutFunction", "GET", "/nowhere")
     assert is_unrouted(response)
-
-
-def test_the_placeholder_response_shape() -> None:
-    response = not_implemented("plan catalog")
-    assert response.status_code == 501
-    assert json.loads(str(response.body)) == {"error": {"status": 501, "reason": "plan catalog not implemented yet"}}
