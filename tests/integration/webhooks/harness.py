@@ -165,7 +165,7 @@ class Harness:
 
 
 def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_seconds: float = 0.0) -> Harness:
-    client = client if isinstance(client, AtomicDynamoDB) else AtomicDynamoDB(client)
+    client = client if hasattr(client, "_lock") else AtomicDynamoDB(client)  # already serialized: keep it
     clock = clock or Clock()
     stripe = StripeStandIn()
     bus = RecordingBus()

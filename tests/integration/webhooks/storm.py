@@ -202,6 +202,8 @@ def deliver_storm(
                 status, label = 200, outcome.result
             except errors.TollgateError as exc:
                 status, label = int(status_for(exc)), type(exc).__name__
+            except Exception as exc:
+                status, label = 502, f"unhandled {type(exc).__name__}: {exc}"[:200]
             with lock:
                 result.outcomes[label] += 1
                 if status >= 300:
@@ -259,3 +261,24 @@ class ArrivalOrderRepository:
             ExpressionAttributeValues=values,
         )
         return WriteResult(WriteOutcome.APPLIED, {})
+
+
+class CountingDynamoDB:
+    """Counts DynamoDB calls by operation (for the calls-per-event benchmark); each call atomic, like AtomicDynamoDB."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[name] += 1
+                return attribute(*args, **kwargs)
+
+        return counted

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
+from tollgate import errors
 from tollgate.adapters.aws import aws_errors, error_code
 from tollgate.subscriptions.model import SUBSCRIPTION_STATUSES, SubscriptionState, Watermark
 
@@ -161,8 +162,10 @@ class DynamoSubscriptionRepository:
 
 def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOutcome:
     stored_raw = current.get(WATERMARK_ATTRIBUTE[write.aspect])
-    if not isinstance(stored_raw, str):  # the condition failed for a reason we did not expect
-        return WriteOutcome.STALE
+    if not isinstance(stored_raw, str):
+        # Our condition can only fail on an item holding a watermark: anything else is a fault, never "stale"
+        # (which would acknowledge the event without its state).
+        raise errors.PersistenceUnavailable("unexpected conditional failure")
     stored = Watermark.decode(stored_raw)
     if stored == write.watermark:
         return WriteOutcome.ALREADY_APPLIED
@@ -209,7 +212,8 @@ def update_params(table: str, write: StateWrite, now: int) -> dict[str, Any]:
         "TableName": table,
         "Key": {"pk": {"S": customer_pk(write.customer_id)}, "sk": {"S": write.sort_key}},
         "UpdateExpression": expression,
-        "ConditionExpression": "attribute_not_exists(#wm) OR #wm < :bound",
+        # Never the same watermark twice: a retry of a committed write is ALREADY_APPLIED, not a second change.
+        "ConditionExpression": "attribute_not_exists(#wm) OR (#wm < :bound AND #wm <> :wm)",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",

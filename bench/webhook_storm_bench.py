@@ -1,0 +1,82 @@
+"""The full storm of issue 5: 10,000 distinct emulator events over 500 subscriptions, plus 20 % duplicates,
+shuffled, 8 workers, through the webhook's API Gateway entry into moto DynamoDB (the test in `make test` runs the
+same code at a smaller size: tests/integration/webhooks/test_webhook_storm.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import BenchOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+TITLE = "Webhook storm: 10,000 emulator events / 500 subscriptions, +20% duplicates, 8 workers, moto"
+
+SUBSCRIPTIONS = int(os.environ.get("STORM_SUBSCRIPTIONS", "500"))
+EVENTS = int(os.environ.get("STORM_EVENTS", "10000"))
+
+
+def run(options: BenchOptions) -> str:  # noqa: ARG001 - one run; the figures are counts, not timings
+    for path in (str(ROOT), str(ROOT / "layers" / "common")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Tollgate")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tollgate")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "testing")
+    import boto3
+    from moto import mock_aws
+
+    from devstack.stripe_emulator import StripeEmulator
+    from tests.integration.webhooks.storm import (
+        ArrivalOrderRepository,
+        CountingDynamoDB,
+        deliver_storm,
+        drive_lifecycles,
+        emulator_truth,
+        storm_harness,
+        table_mismatches,
+    )
+    from tests.support.template import table_definition
+
+    rows = []
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(TableName="storm", **table_definition())
+        emu = StripeEmulator()
+        started = time.perf_counter()
+        events = drive_lifecycles(emu, SUBSCRIPTIONS, EVENTS)
+        generated = time.perf_counter() - started
+        counting = CountingDynamoDB(client)
+        h = storm_harness(counting, "storm", emu)
+        result = deliver_storm(h, events, workers=8, duplicate_share=0.2)
+        truth = emulator_truth(emu)
+        mismatches = table_mismatches(h, truth)
+        applied = h.repository.applied
+        published = [e.id for e in h.bus.events]
+        rows.append(("distinct events (handled types)", f"{len(events):,}"))
+        rows.append(("subscriptions", f"{len(truth):,}"))
+        rows.append(("deliveries (events + 20 % duplicates)", f"{result.deliveries:,}"))
+        rows.append(("non-2xx answers", f"{result.non_2xx}"))
+        rows.append(("events acknowledged", f"{len(result.first_acks):,}"))
+        rows.append(("state changes applied twice", f"{len(applied) - len(set(applied))}"))
+        rows.append(("domain events published twice", f"{len(published) - len(set(published))}"))
+        rows.append(("table vs emulator mismatches", f"{len(mismatches)}"))
+        rows.append(("first outcomes", ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))))
+        rows.append(("DynamoDB calls per delivery", f"{sum(counting.calls.values()) / result.deliveries:.2f}"))
+        rows.append(("generation (emulator) / delivery seconds", f"{generated:.0f} / {result.seconds:.0f}"))
+        # CONTROL: the same events written in arrival order, one worker, no watermark
+        client.create_table(TableName="control", **table_definition())
+        control = storm_harness(client, "control", emu)
+        control.service.repository = ArrivalOrderRepository(control.repository)  # type: ignore[assignment]
+        kept = set(sorted({t["customer_id"] for t in truth.values()})[:50])
+        sample = [e for e in events if e["data"]["object"].get("customer") in kept]
+        deliver_storm(control, sample, workers=1, duplicate_share=0.2)
+        control_mismatches = table_mismatches(control, {k: v for k, v in truth.items() if v["customer_id"] in kept})
+        rows.append(("CONTROL arrival-order mismatches (50 subscriptions)", f"{len(control_mismatches)}"))
+    lines = ["| figure | value |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,262 @@
+"""DynamoDB faults at every call site of the webhook path: the Nth call of each operation fails with throttling,
+an internal error or an unexpected conditional failure. Never a 2xx without the state committed, never a lease
+without an expiry, and Stripe's retry applies the event exactly once."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tollgate.customers import DynamoCustomerDirectory
+from tollgate.subscriptions import repository as repository_module
+from tollgate.subscriptions.repository import WriteOutcome
+
+pytestmark = pytest.mark.slow
+
+FAULT_CODES = (
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "InternalServerError",
+    "ConditionalCheckFailedException",
+)
+
+
+class FaultyDynamoDB:
+    """Wraps the (atomic) client: the `nth` call of `operation` raises `code` instead of reaching DynamoDB."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = client._lock
+        self.calls: Counter[str] = Counter()
+        self.fault: tuple[str, int, str] | None = None
+        self.injected = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if self.fault and self.fault[0] == name and self.fault[1] == self.calls[name]:
+                self.injected = True
+                code = self.fault[2]
+                raise ClientError({"Error": {"Code": code, "Message": "injected"}}, name)
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class Case:
+    """One event kind: how to make a fresh event, and what its committed state looks like."""
+
+    name: str
+    make: Callable[[Harness, int], dict[str, Any]]
+    committed: Callable[[Harness, dict[str, Any]], bool]
+    #: (operation, nth) whose conditional failure is a legitimate answer, not a fault: mark_deleted's condition
+    #: fails only when the customer has no mapping, i.e. there is nothing to record.
+    answers_by_condition: frozenset[tuple[str, int]] = frozenset()
+
+
+def _sub_item(event_sub: str, customer: str = "cus_TestProjection01") -> dict[str, Any] | None:
+    return (
+        boto3.client("dynamodb")
+        .get_item(
+            TableName="tollgate-test",
+            Key={"pk": {"S": f"CUSTOMER#{customer}"}, "sk": {"S": f"SUBSCRIPTION#{event_sub}"}},
+        )
+        .get("Item")
+    )
+
+
+def subscription_updated(_h: Harness, i: int) -> dict[str, Any]:
+    event = load_event("customer.subscription.updated")
+    event["id"], event["created"] = f"evt_fault_sub{i:05d}", 1_790_000_000 + i
+    event["data"]["object"]["id"] = f"sub_fault{i:05d}"
+    return event
+
+
+def sub_committed(_h: Harness, event: dict[str, Any]) -> bool:
+    item = _sub_item(event["data"]["object"]["id"])
+    return item is not None and event["id"] in item["watermark"]["S"]
+
+
+def checkout_completed(h: Harness, i: int) -> dict[str, Any]:
+    sub = subscription_updated(h, i)["data"]["object"]
+    sub["id"] = f"sub_faultco{i:05d}"
+    h.stripe.objects[sub["id"]] = sub
+    event = load_event("checkout.session.completed")
+    event["id"], event["created"] = f"evt_fault_co{i:05d}", 1_790_000_000 + i
+    event["data"]["object"]["subscription"] = sub["id"]
+    return event
+
+
+def checkout_committed(_h: Harness, event: dict[str, Any]) -> bool:
+    item = _sub_item(event["data"]["object"]["subscription"])
+    return item is not None and event["id"] in item["watermark"]["S"]
+
+
+def invoice_failed(_h: Harness, i: int) -> dict[str, Any]:
+    event = load_event("invoice.payment_failed")
+    event["id"], event["created"] = f"evt_fault_in{i:05d}", 1_790_000_000 + i
+    event["data"]["object"]["parent"]["subscription_details"]["subscription"] = f"sub_faultin{i:05d}"
+    return event
+
+
+def invoice_committed(h: Harness, event: dict[str, Any]) -> bool:
+    sub_id = event["data"]["object"]["parent"]["subscription_details"]["subscription"]
+    item = _sub_item(sub_id)
+    announced = any(e.stripe_event_id == event["id"] for e in h.bus.events)
+    return item is not None and event["id"] in item["invoice_watermark"]["S"] and announced
+
+
+def customer_deleted(h: Harness, i: int) -> dict[str, Any]:
+    customer = f"cus_fault{i:05d}"
+    assert isinstance(h.service.deletions, DynamoCustomerDirectory)
+    h.service.deletions.link(f"user-fault-{i}", customer)
+    event = load_event("customer.deleted")
+    event["id"], event["created"] = f"evt_fault_cd{i:05d}", 1_790_000_000 + i
+    event["data"]["object"]["id"] = customer
+    return event
+
+
+def deletion_committed(_h: Harness, event: dict[str, Any]) -> bool:
+    item = boto3.client("dynamodb").get_item(
+        TableName="tollgate-test", Key={"pk": {"S": f"CUSTOMER#{event['data']['object']['id']}"}, "sk": {"S": "USER"}}
+    )["Item"]
+    return item.get("deleted") == {"BOOL": True}
+
+
+def invoice_failed_redelivered(h: Harness, i: int) -> dict[str, Any]:
+    """Delivered once cleanly but its ledger record is missing (a crash after publishing): the redelivery reads
+    the ledger and completes it."""
+    event = invoice_failed(h, i)
+    h.service.ledger.mark_completed = lambda *_: None  # type: ignore[method-assign]
+    try:
+        h.deliver(event)
+    finally:
+        del h.service.ledger.mark_completed  # type: ignore[method-assign]
+    h.clock.now += 60
+    return event
+
+
+CASES = [
+    Case("subscription.updated (one write)", subscription_updated, sub_committed),
+    Case("checkout.session.completed (leased, fetch)", checkout_completed, checkout_committed),
+    Case("invoice.payment_failed (write + ledger)", invoice_failed, invoice_committed),
+    Case(
+        "customer.deleted (leased, directory)",
+        customer_deleted,
+        deletion_committed,
+        answers_by_condition=frozenset({("update_item", 1)}),
+    ),
+    Case("invoice.payment_failed redelivered (ledger read)", invoice_failed_redelivered, invoice_committed),
+]
+
+
+@dataclass
+class FaultReport:
+    injected: int = 0
+    acked_without_state: list[str] = field(default_factory=list)
+    leases_without_expiry: int = 0
+    not_applied_once: list[str] = field(default_factory=list)
+    call_sites: set[tuple[str, str]] = field(default_factory=set)
+
+
+def leases_without_expiry() -> int:
+    items = boto3.client("dynamodb").scan(TableName="tollgate-test")["Items"]
+    return sum(
+        1
+        for item in items
+        if item["pk"]["S"].startswith("EVENT#")
+        and item["status"]["S"] != "COMPLETED"
+        and "lease_expires_at" not in item
+    )
+
+
+def run_fault_matrix(h: Harness, faulty: FaultyDynamoDB) -> FaultReport:
+    report = FaultReport()
+    counter = itertools.count()
+    for case in CASES:
+        # A clean run tells which operations this kind of event calls, and how often
+        faulty.fault, faulty.calls = None, Counter()
+        event = case.make(h, next(counter))
+        faulty.calls = Counter()
+        h.deliver(event)
+        assert case.committed(h, event), case.name
+        profile = dict(faulty.calls)
+        for (operation, times), code in itertools.product(profile.items(), FAULT_CODES):
+            for nth in range(1, times + 1):
+                if code == "ConditionalCheckFailedException" and (operation, nth) in case.answers_by_condition:
+                    continue
+                event = case.make(h, next(counter))
+                faulty.calls, faulty.fault, faulty.injected = Counter(), (operation, nth, code), False
+                label = f"{case.name} / {operation} #{nth} / {code}"
+                try:
+                    h.deliver(event, remaining_ms=5000)
+                    acked = True
+                except Exception:
+                    acked = False
+                faulty.fault = None
+                report.injected += faulty.injected
+                report.call_sites.add((case.name, operation))
+                if acked and not case.committed(h, event):
+                    report.acked_without_state.append(label)
+                report.leases_without_expiry += leases_without_expiry()
+                # Stripe retries later (after any lease lapsed) until it gets a 2xx
+                h.clock.now += 30
+                for _ in range(3):
+                    try:
+                        h.deliver(event)
+                        break
+                    except Exception:
+                        h.clock.now += 30
+                applied = h.repository.applied.count(event["id"])
+                expected = 0 if case.name.startswith("customer.deleted") else 1
+                if not case.committed(h, event) or applied != expected:
+                    report.not_applied_once.append(f"{label}: applied {applied}")
+    return report
+
+
+def fault_harness(billing_table: str) -> tuple[Harness, FaultyDynamoDB]:
+    h = build_harness(boto3.client("dynamodb"), billing_table)
+    faulty = FaultyDynamoDB(h.service.repository._client)  # type: ignore[attr-defined]
+    for component in (h.service.ledger, h.service.repository):
+        component._client = faulty  # type: ignore[attr-defined]
+    directory = DynamoCustomerDirectory(faulty, billing_table, clock=h.clock)  # type: ignore[arg-type]
+    h.service.deletions = h.service.directory = directory
+    return h, faulty
+
+
+def test_faults_at_every_call_site_never_ack_without_state_and_recover_once(billing_table: str) -> None:
+    # Given the webhook on a DynamoDB client that fails the Nth call of each operation it makes
+    h, faulty = fault_harness(billing_table)
+    # When every call site fails once with each fault, then Stripe retries
+    report = run_fault_matrix(h, faulty)
+    # Then every fault was injected, at every call site the four event kinds use
+    assert report.injected >= 40
+    assert {op for _, op in report.call_sites} >= {"put_item", "update_item", "get_item", "transact_write_items"}
+    # And no 2xx came without the state, no lease lacked an expiry, and each event applied exactly once
+    assert report.acked_without_state == []
+    assert report.leases_without_expiry == 0
+    assert report.not_applied_once == []
+
+
+def test_control_treating_an_unexpected_conditional_failure_as_stale_acks_without_state(
+    billing_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the naive reading of a conditional failure: "the stored state must be newer"
+    monkeypatch.setattr(repository_module, "classify_rejection", lambda write, current: WriteOutcome.STALE)
+    h, faulty = fault_harness(billing_table)
+    report = run_fault_matrix(h, faulty)
+    # Then some events were acknowledged without their state
+    assert report.acked_without_state
