@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollgate import errors
 from tollgate.access import AccessPolicy, decide_access
+from tollgate.adapters.aws import aws_errors, error_code
 from tollgate.catalog import ResolvedCatalog, ResolvedPlan
 from tollgate.config import Settings
 from tollgate.customers import CustomerDirectory, CustomerGateway, ensure_customer
@@ -26,6 +28,7 @@ from tollgate.rate_limit import RateLimiter
 
 if TYPE_CHECKING:
     import stripe
+    from mypy_boto3_dynamodb import DynamoDBClient
 
     from tollgate.bootstrap import Container
     from tollgate.http import Caller
@@ -33,8 +36,8 @@ if TYPE_CHECKING:
 
 #: Checkout with pricing plans (v2, private preview) needs a preview API version on that one request.
 PRICING_PLAN_CHECKOUT_VERSION = "2025-09-30.preview;checkout_product_catalog_preview=v1"
-#: Without a client Idempotency-Key, identical requests inside this window are one logical request
-#: (a double click returns the same session instead of opening a second one).
+#: Without a client Idempotency-Key, an identical request within this long of the first one is the same logical
+#: request (a double click returns the same session instead of opening a second one).
 DERIVED_KEY_WINDOW_SECONDS = 300
 _CLIENT_KEY = re.compile(r"^[A-Za-z0-9_\-:.]{1,128}$")
 
@@ -83,19 +86,83 @@ class SessionGateway(Protocol):
     def create_portal_session(self, params: dict[str, Any], idempotency_key: str) -> str: ...
 
 
+class RequestWindows(Protocol):
+    """Remembers when a logical request was first seen, so its repeats can share one idempotency key."""
+
+    def first_seen(self, fingerprint: str, now: int, window_seconds: int) -> int:
+        """When ``fingerprint`` was first seen within the last ``window_seconds``; ``now`` if it was not."""
+        ...
+
+
+def check_client_key(client_key: str | None) -> None:
+    if client_key is not None and not _CLIENT_KEY.fullmatch(client_key):
+        raise errors.InvalidRequest("invalid Idempotency-Key header")
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
 def scoped_idempotency_key(
-    operation: str, user_id: str, client_key: str | None, parts: tuple[str, ...], *, now: float, window: int
+    operation: str,
+    user_id: str,
+    client_key: str | None,
+    parts: tuple[str, ...],
+    *,
+    windows: RequestWindows,
+    now: float,
+    window: int,
 ) -> str:
     """A Stripe idempotency key scoped to the user (two users' keys never collide) and to the request's content.
 
-    Honours the client's ``Idempotency-Key``; without one, derives it from a time window. Including the content
-    means reusing a client key with a different body opens a different session instead of failing in Stripe.
+    Honours the client's ``Idempotency-Key``. Without one, repeats of the same request within ``window`` seconds
+    of the first one share a key. The window starts at the first request, not at a fixed clock boundary: a fixed
+    bucket (``now // window``) splits a double click that straddles a boundary into two sessions. Including the
+    content means reusing a client key with a different body opens a different session instead of failing in
+    Stripe.
     """
-    if client_key is not None and not _CLIENT_KEY.fullmatch(client_key):
-        raise errors.InvalidRequest("invalid Idempotency-Key header")
-    basis = f"client:{client_key}" if client_key is not None else f"window:{int(now) // window}"
-    digest = hashlib.sha256("\x1f".join((operation, user_id, basis, *parts)).encode()).hexdigest()[:40]
-    return f"{operation}:{digest}"
+    check_client_key(client_key)
+    if client_key is not None:
+        basis = f"client:{client_key}"
+    else:
+        fingerprint = _digest(operation, user_id, *parts)
+        basis = f"first-seen:{windows.first_seen(fingerprint, int(now), window)}"
+    return f"{operation}:{_digest(operation, user_id, basis, *parts)}"
+
+
+class DynamoRequestWindows:
+    """``REQUEST#{fingerprint}``/``REQUEST`` items holding ``first_seen``; DynamoDB's TTL removes them.
+
+    One conditional ``UpdateItem``: it starts a new window when there is none or the old one has ended, and
+    otherwise fails and returns the item, whose ``first_seen`` every repeat then shares. The fingerprint is a hash,
+    so the item holds no user id.
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def first_seen(self, fingerprint: str, now: int, window_seconds: int) -> int:
+        try:
+            with aws_errors("request_windows.first_seen"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": f"REQUEST#{fingerprint}"}, "sk": {"S": "REQUEST"}},
+                    UpdateExpression="SET first_seen = :now, expires_at = :expires",
+                    ConditionExpression="attribute_not_exists(first_seen) OR first_seen <= :ended",
+                    ExpressionAttributeValues={
+                        ":now": {"N": str(now)},
+                        ":ended": {"N": str(now - window_seconds)},
+                        ":expires": {"N": str(now + window_seconds + 60)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old: Any = cast(Any, exc.response).get("Item") or {}
+            return int(old["first_seen"]["N"])
+        return now
 
 
 def checkout_params(
@@ -151,19 +218,22 @@ class CheckoutService:
     access_policy: AccessPolicy
     rate_limiter: RateLimiter
     sessions: SessionGateway
+    windows: RequestWindows
     clock: Callable[[], float] = time.time
 
     def start(self, caller: Caller, request: CheckoutRequest, client_key: str | None) -> SessionLink:
         plan = require_plan(self.catalog(), request.plan, request.quantity)
+        check_client_key(client_key)
+        self.rate_limiter.admit(caller.user_id)
         key = scoped_idempotency_key(
             "checkout",
             caller.user_id,
             client_key,
             (plan.key, str(request.quantity)),
+            windows=self.windows,
             now=self.clock(),
             window=DERIVED_KEY_WINDOW_SECONDS,
         )
-        self.rate_limiter.admit(caller.user_id)
         customer_id = self.directory.customer_for_user(caller.user_id)
         if customer_id is not None:
             self._refuse_if_subscribed(customer_id)
@@ -195,6 +265,7 @@ class CheckoutService:
             access_policy=AccessPolicy.from_settings(c.settings),
             rate_limiter=c.session_rate_limiter,
             sessions=StripeSessionGateway(c.stripe()),
+            windows=DynamoRequestWindows(c.dynamodb, c.settings.table_name),
         )
 
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tollgate import errors
-from tollgate.checkout import SessionGateway, StripeSessionGateway, scoped_idempotency_key
+from tollgate.checkout import (
+    DynamoRequestWindows,
+    RequestWindows,
+    SessionGateway,
+    StripeSessionGateway,
+    check_client_key,
+    scoped_idempotency_key,
+)
 from tollgate.config import Settings
 from tollgate.customers import CustomerDirectory
 from tollgate.observability import logger
@@ -26,7 +33,7 @@ if TYPE_CHECKING:
     from tollgate.subscriptions.repository import SubscriptionRepository
 
 PortalFlow = Literal["payment_method_update", "subscription_cancel", "subscription_update"]
-#: Portal sessions are short-lived: a derived key only merges repeats within one minute.
+#: Portal sessions are short-lived: a derived key only merges repeats within one minute of the first.
 DERIVED_KEY_WINDOW_SECONDS = 60
 
 
@@ -55,18 +62,21 @@ class PortalService:
     subscriptions: SubscriptionRepository
     rate_limiter: RateLimiter
     sessions: SessionGateway
+    windows: RequestWindows
     clock: Callable[[], float] = time.time
 
     def open(self, caller: Caller, request: PortalRequest, client_key: str | None) -> str:
+        check_client_key(client_key)
+        self.rate_limiter.admit(caller.user_id)
         key = scoped_idempotency_key(
             "portal",
             caller.user_id,
             client_key,
             (request.flow or "",),
+            windows=self.windows,
             now=self.clock(),
             window=DERIVED_KEY_WINDOW_SECONDS,
         )
-        self.rate_limiter.admit(caller.user_id)
         customer_id = self.directory.customer_for_user(caller.user_id)
         if customer_id is None:
             raise errors.NotFound("no billing account yet: start a checkout first")
@@ -100,4 +110,5 @@ class PortalService:
             subscriptions=DynamoSubscriptionRepository(c.dynamodb, c.settings.table_name),
             rate_limiter=c.session_rate_limiter,
             sessions=StripeSessionGateway(c.stripe()),
+            windows=DynamoRequestWindows(c.dynamodb, c.settings.table_name),
         )

@@ -124,6 +124,19 @@ class FakeSubscriptions:
         return self.states.get(customer_id)
 
 
+class InMemoryRequestWindows:
+    """First-seen windows as DynamoRequestWindows keeps them."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, int] = {}
+
+    def first_seen(self, fingerprint: str, now: int, window_seconds: int) -> int:
+        started = self.first.get(fingerprint)
+        if started is None or started <= now - window_seconds:
+            self.first[fingerprint] = started = now
+        return started
+
+
 class AdmitAll:
     def __init__(self) -> None:
         self.admitted: list[str] = []
@@ -155,6 +168,7 @@ class World:
     sessions: FakeSessions = field(default_factory=FakeSessions)
     subscriptions: FakeSubscriptions = field(default_factory=FakeSubscriptions)
     limiter: Any = field(default_factory=AdmitAll)
+    windows: Any = field(default_factory=InMemoryRequestWindows)
     now: float = 1_790_100_000.0
 
     def checkout(self) -> CheckoutService:
@@ -168,6 +182,7 @@ class World:
             access_policy=AccessPolicy(),
             rate_limiter=self.limiter,
             sessions=self.sessions,
+            windows=self.windows,
             clock=lambda: self.now,
         )
 
@@ -178,6 +193,7 @@ class World:
             subscriptions=self.subscriptions,
             rate_limiter=self.limiter,
             sessions=self.sessions,
+            windows=self.windows,
             clock=lambda: self.now,
         )
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.api.conftest import Invoke
 from tests.unit.api.fakes import CANCEL_URL, SUCCESS_URL, World, subscription
+from tollgate.checkout import DERIVED_KEY_WINDOW_SECONDS
 
 ALICE = {"sub": "user-alice", "email": "alice@example.test", "email_verified": True}
 
@@ -147,6 +148,37 @@ def test_without_a_client_key_a_double_click_reuses_the_derived_key(checkout_api
     checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
     keys = [c["key"] for c in world.sessions.checkout_calls]
     assert keys[0] == keys[1] != keys[2]
+
+
+class FixedBucketWindows:
+    """The naive derivation: windows aligned to the clock (``now // window``), not to the first request."""
+
+    def first_seen(self, fingerprint: str, now: int, window_seconds: int) -> int:
+        return now - now % window_seconds
+
+
+def double_click_across_a_boundary(checkout_api: Invoke, world: World) -> list[str]:
+    boundary = (int(world.now) // DERIVED_KEY_WINDOW_SECONDS + 1) * DERIVED_KEY_WINDOW_SECONDS
+    for at in (boundary - 0.2, boundary + 0.2):
+        world.now = at
+        checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    return [c["key"] for c in world.sessions.checkout_calls]
+
+
+def test_a_double_click_straddling_a_clock_boundary_still_opens_one_session(checkout_api: Invoke, world: World) -> None:
+    # Given a user who double-clicks 0.4 s apart, the clicks falling either side of a multiple of the window
+    keys = double_click_across_a_boundary(checkout_api, world)
+    # Then both requests carry the same idempotency key (Stripe replays the first session)
+    assert keys[0] == keys[1]
+
+
+def test_control_clock_aligned_windows_split_that_double_click(checkout_api: Invoke, world: World) -> None:
+    # Given the naive derivation from fixed clock buckets
+    world.windows = FixedBucketWindows()
+    # When the same double click straddles the boundary
+    keys = double_click_across_a_boundary(checkout_api, world)
+    # Then it would open two sessions: the harness tells the designs apart
+    assert keys[0] != keys[1]
 
 
 def test_a_pricing_plan_uses_checkout_items_and_the_preview_version(checkout_api: Invoke, world: World) -> None:
