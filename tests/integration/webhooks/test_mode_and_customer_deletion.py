@@ -60,3 +60,22 @@ def test_customer_deleted_marks_the_mapping_and_never_creates_one(h: Harness, bi
     assert "Item" not in client.get_item(
         TableName=billing_table, Key={"pk": {"S": "CUSTOMER#cus_unknown"}, "sk": {"S": "USER"}}
     )
+
+
+def test_meter_error_report_is_stored_under_the_usage_packages_key(h: Harness, billing_table: str) -> None:
+    from tollgate.observability import metrics
+    from tollgate.webhooks.wiring import DynamoMeterErrorLog
+
+    client = boto3.client("dynamodb")
+    h.service.meter_errors = DynamoMeterErrorLog(client, billing_table, clock=h.clock)
+    metrics.clear_metrics()
+    event = load_event("v1.billing.meter.error_report_triggered")
+    # When Stripe reports invalid meter events
+    assert h.deliver(event).result == "applied"
+    # Then each sample is stored as METER_ERROR#{identifier} / REPORT#{event id} and the alarm's metric counted
+    item = client.get_item(
+        TableName=billing_table, Key={"pk": {"S": "METER_ERROR#usage-42"}, "sk": {"S": f"REPORT#{event['id']}"}}
+    ).get("Item")
+    assert item is not None
+    assert item["error_code"] == {"S": "meter_event_no_customer_defined"}
+    assert metrics.metric_set["MeterErrorReports"]["Value"] == [1.0]

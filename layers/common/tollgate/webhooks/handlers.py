@@ -29,6 +29,8 @@ class MeterErrorReport:
     error_codes: tuple[str, ...]
     error_count: int
     identifiers: tuple[str, ...]
+    #: The thin event's ``data`` (reason with sample errors), linked to the usage ledger by tollgate.usage.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -319,6 +321,7 @@ def meter_error_report(event: ThinEvent, _ctx: HandlerContext) -> Effects:
         error_codes=tuple(str(t.get("code")) for t in types),
         error_count=int(reason.get("error_count") or 0),
         identifiers=identifiers[:20],
+        data=data,
     )
     return Effects(
         meter_error=report,

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tollgate.adapters.aws import aws_errors
 from tollgate.webhooks.handlers import MeterErrorReport
 
 if TYPE_CHECKING:
@@ -15,29 +14,20 @@ if TYPE_CHECKING:
     from tollgate.bootstrap import Container
     from tollgate.webhooks.processor import WebhookService
 
-METER_ERROR_RETENTION_SECONDS = 90 * 86_400
-
 
 class DynamoMeterErrorLog:
+    """Stores a meter error report the usage package's way (``METER_ERROR#{identifier}`` / ``REPORT#{event_id}``,
+    linked to the usage ledger item of that identifier): one key scheme for both writers."""
+
     def __init__(self, client: DynamoDBClient, table_name: str, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._table = table_name
         self._clock = clock
 
     def record(self, report: MeterErrorReport) -> None:
-        with aws_errors("meter_errors.record"):
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": {"S": f"METER_ERROR#{report.meter_id}"},
-                    "sk": {"S": f"REPORT#{report.event_id}"},
-                    "occurred_at": {"N": str(report.occurred_at)},
-                    "error_count": {"N": str(report.error_count)},
-                    "error_codes": {"L": [{"S": c} for c in report.error_codes]},
-                    "identifiers": {"L": [{"S": i} for i in report.identifiers]},
-                    "expires_at": {"N": str(int(self._clock()) + METER_ERROR_RETENTION_SECONDS)},
-                },
-            )
+        from tollgate.usage.meter_errors import link_meter_error_report
+
+        link_meter_error_report(self._client, self._table, report.event_id, report.data, now=self._clock())
 
 
 def key_is_live(api_key: str) -> bool:
