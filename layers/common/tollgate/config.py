@@ -78,6 +78,8 @@ class Settings(BaseModel):
     usage_transport: Literal["stream", "v1"] = "stream"
     # Meter event names the reporter accepts; others are parked without a Stripe call. None: let Stripe decide.
     usage_meter_event_names: frozenset[str] | None = None
+    # Concurrent ledger calls per usage batch (one thread and one pooled DynamoDB connection each).
+    usage_ledger_concurrency: Annotated[int, Field(ge=1, le=100)] = 16
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
     portal_return_url: str | None = None
@@ -153,6 +155,7 @@ class Settings(BaseModel):
             "usage_dlq_url": environ.get("USAGE_DLQ_URL"),
             "usage_transport": environ.get("USAGE_TRANSPORT", "stream"),
             "usage_meter_event_names": environ.get("USAGE_METER_EVENT_NAMES"),
+            "usage_ledger_concurrency": environ.get("USAGE_LEDGER_CONCURRENCY", "16"),
             "checkout_success_url": environ.get("CHECKOUT_SUCCESS_URL"),
             "checkout_cancel_url": environ.get("CHECKOUT_CANCEL_URL"),
             "portal_return_url": environ.get("PORTAL_RETURN_URL"),

@@ -39,6 +39,8 @@ LEDGER_RETENTION_SECONDS = 36 * 86_400
 #: identifier for about 24 h, and 4 h of margin cover clock skew and a record in flight.
 RESEND_WINDOW_SECONDS = 20 * 3600
 _BATCH_WRITE_LIMIT = 25
+#: Settled outcomes per ``settle`` call the reporter makes (one BatchWriteItem each), so slices can run concurrently.
+SETTLE_SLICE = _BATCH_WRITE_LIMIT
 
 
 class LedgerStatus(StrEnum):
