@@ -4,6 +4,10 @@ Settings come from the function's ``Events: Type: SQS`` in template.yaml: batch 
 ``ReportBatchItemFailures``. Like Lambda, the poller gathers a batch until it is full or the window has passed,
 invokes the function, deletes what succeeded and leaves the rest to reappear after the queue's visibility
 timeout; SQS itself (moto, on receive) moves a message to the DLQ after ``maxReceiveCount`` receives.
+
+Like the real mapping, up to ``ScalingConfig.MaximumConcurrency`` batches are in flight at once (without it,
+``DEFAULT_CONCURRENCY``, the number of pollers Lambda starts with): the poller only receives another batch when an
+invocation slot is free, so messages never sit received-but-unprocessed while their visibility timeout runs.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +27,8 @@ from devstack.template import Resolver, resources_of_type
 log = logging.getLogger("devstack.sqs")
 
 SQS_MAX_RECEIVE = 10  # ReceiveMessage returns at most 10 messages
+#: Concurrent batches when the template sets no MaximumConcurrency (Lambda starts a standard queue with 5 pollers).
+DEFAULT_CONCURRENCY = 5
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,11 @@ class SqsEventSource:
     window_seconds: float
     report_batch_item_failures: bool
     max_concurrency: int | None = None
+
+    @property
+    def concurrency(self) -> int:
+        """How many batches may be in flight at once."""
+        return self.max_concurrency or DEFAULT_CONCURRENCY
 
 
 def sqs_sources_from_template(resolver: Resolver) -> list[SqsEventSource]:
@@ -100,7 +112,8 @@ def failed_message_ids(result: Any, batch_ids: list[str]) -> set[str]:
 
 
 class SqsPoller:
-    """One event source mapping: a polling thread feeding batches to ``invoke``."""
+    """One event source mapping: a polling thread feeding up to ``source.concurrency`` concurrent batches to
+    ``invoke``."""
 
     def __init__(
         self,
@@ -122,9 +135,15 @@ class SqsPoller:
         self.poll_wait_seconds = poll_wait_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(source.concurrency)
+        self._invocations: ThreadPoolExecutor | None = None
+        self._count_lock = threading.Lock()
         self.batches = 0
 
     def start(self) -> None:
+        self._invocations = ThreadPoolExecutor(
+            max_workers=self.source.concurrency, thread_name_prefix=f"sqs-{self.source.function_id}"
+        )
         self._thread = threading.Thread(target=self._run, name=f"sqs-{self.source.function_id}", daemon=True)
         self._thread.start()
 
@@ -132,16 +151,36 @@ class SqsPoller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.poll_wait_seconds + 5)
+        if self._invocations is not None:
+            self._invocations.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
+        assert self._invocations is not None
         while not self._stop.is_set():
+            # Receive only when an invocation slot is free, as Lambda's pollers do.
+            if not self._slots.acquire(timeout=0.5):
+                continue
             try:
-                self.poll_once()
+                batch = self.gather()
             except Exception as exc:  # the mapping keeps polling through faults, like Lambda's
+                self._slots.release()
                 if self._stop.is_set():
                     return
                 log.warning("polling %s failed: %s", self.source.queue_id, exc)
                 self._stop.wait(1)
+                continue
+            if not batch:
+                self._slots.release()
+                continue
+            self._invocations.submit(self._deliver_in_slot, batch)
+
+    def _deliver_in_slot(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self.deliver(batch)
+        except Exception as exc:
+            log.warning("delivering a batch from %s failed: %s", self.source.queue_id, exc)
+        finally:
+            self._slots.release()
 
     def _receive(self, count: int, wait_seconds: int) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
@@ -170,11 +209,16 @@ class SqsPoller:
         return batch
 
     def poll_once(self) -> int:
-        """Gather one batch and deliver it; returns how many messages it held."""
+        """Gather one batch and deliver it in this thread; returns how many messages it held."""
         batch = self.gather()
-        if not batch:
-            return 0
-        self.batches += 1
+        if batch:
+            self.deliver(batch)
+        return len(batch)
+
+    def deliver(self, batch: list[dict[str, Any]]) -> None:
+        """Invoke the function with one batch, delete what succeeded and leave the rest to the queue."""
+        with self._count_lock:
+            self.batches += 1
         records = [sqs_record(m, self.queue_arn, self.region) for m in batch]
         ids = [r["messageId"] for r in records]
         try:
@@ -182,7 +226,7 @@ class SqsPoller:
         except FunctionFailed as exc:
             # The whole batch returns to the queue when its visibility timeout ends.
             log.warning("batch of %d failed: %s", len(batch), exc)
-            return len(batch)
+            return
         failed = failed_message_ids(result, ids) if self.source.report_batch_item_failures else set()
         done = [m for m in batch if m["MessageId"] not in failed]
         for start in range(0, len(done), SQS_MAX_RECEIVE):
@@ -193,4 +237,3 @@ class SqsPoller:
             )
         if failed:
             log.info("batch of %d: %d failed and will be retried", len(batch), len(failed))
-        return len(batch)

@@ -232,6 +232,9 @@ class LocalStack:
         assert self.functions is not None
         sqs = self.client("sqs")
         for source in sqs_sources_from_template(self.resolver):
+            # The mapping's concurrent batches each need their own execution environment, as in Lambda.
+            pool = self.functions.pools[source.function_id]
+            pool.max_concurrency = max(pool.max_concurrency, source.concurrency)
             queue = self.resources[source.queue_id]
             poller = SqsPoller(
                 source,

@@ -7,6 +7,7 @@ recording fake that fails chosen messages through ``batchItemFailures``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import pytest
 
 from devstack.aws_resources import local_clients
 from devstack.http_api import FunctionFailed
-from devstack.sqs_poller import SqsEventSource, SqsPoller, failed_message_ids
+from devstack.sqs_poller import DEFAULT_CONCURRENCY, SqsEventSource, SqsPoller, failed_message_ids
 
 MAX_RECEIVES = 2
 VISIBILITY_SECONDS = 1
@@ -174,3 +175,60 @@ def test_batches_respect_the_batch_size(sqs: Any, queues: Queues) -> None:
 )
 def test_partial_batch_response_rules(result: Any, failed: set[str]) -> None:
     assert failed_message_ids(result, ["a", "b"]) == failed
+
+
+@dataclass
+class SlowFunction:
+    """Takes a while per batch and records how many batches were in flight at once."""
+
+    seconds: float = 0.3
+    in_flight: int = 0
+    peak: int = 0
+    delivered: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, function_id: str, event: dict[str, Any]) -> Any:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.in_flight -= 1
+            self.delivered.extend(r["body"] for r in event["Records"])
+        return {"batchItemFailures": []}
+
+
+def run_mapping(sqs: Any, queues: Queues, max_concurrency: int, messages: int) -> SlowFunction:
+    function = SlowFunction()
+    mapping = SqsEventSource("UsageFunction", "UsageQueue", 1, 0, True, max_concurrency=max_concurrency)
+    poller = SqsPoller(mapping, queue_url=queues.url, queue_arn=queues.arn, sqs=sqs, invoke=function)
+    send(sqs, queues.url, [f"m{i}" for i in range(messages)])
+    poller.start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(function.delivered) < messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        poller.stop()
+    return function
+
+
+def test_the_mapping_runs_up_to_maximum_concurrency_batches_at_once(sqs: Any, queues: Queues) -> None:
+    # Given ScalingConfig.MaximumConcurrency 3, batches of one and a function that takes 0.3 s per batch
+    # When 9 messages arrive
+    function = run_mapping(sqs, queues, max_concurrency=3, messages=9)
+    # Then every message was delivered once, with 3 batches in flight at the peak and never more
+    assert sorted(function.delivered) == sorted(f"m{i}" for i in range(9))
+    assert function.peak == 3
+    assert count(sqs, queues.url) == 0
+
+
+def test_control_a_one_batch_at_a_time_mapping_never_overlaps_batches(sqs: Any, queues: Queues) -> None:
+    # Given the previous behaviour (one batch at a time), the same harness sees no overlap at all
+    function = run_mapping(sqs, queues, max_concurrency=1, messages=4)
+    assert function.peak == 1
+
+
+def test_without_maximum_concurrency_the_mapping_uses_lambdas_initial_pollers() -> None:
+    assert SqsEventSource("F", "Q", 10, 0, True).concurrency == DEFAULT_CONCURRENCY == 5
+    assert SqsEventSource("F", "Q", 10, 0, True, max_concurrency=2).concurrency == 2

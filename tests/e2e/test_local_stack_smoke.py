@@ -56,3 +56,12 @@ def test_webhook_url_is_registered_and_the_secret_holds_development_values(local
     endpoints = requests.get(f"{local_stack.stripe_url}/v1/webhook_endpoints", headers=headers, timeout=10).json()
     urls = {(e["url"], tuple(e["enabled_events"])) for e in endpoints["data"]}
     assert (f"{local_stack.api_url}/webhooks/stripe", ("*",)) in urls
+
+
+def test_the_usage_mapping_honours_the_templates_maximum_concurrency(local_stack: LocalStack) -> None:
+    # Given the template's usage event source (ScalingConfig.MaximumConcurrency 5)
+    [poller] = [p for p in local_stack.pollers if p.source.function_id == "UsageFunction"]
+    # Then the local mapping runs that many batches at once and the function has an environment for each
+    assert poller.source.concurrency == 5
+    assert local_stack.functions is not None
+    assert local_stack.functions.pools["UsageFunction"].max_concurrency >= 5
