@@ -139,11 +139,49 @@ def test_a_poison_record_fails_alone_and_reaches_the_dlq_after_max_receive_count
         dead = [json.loads(m["Body"])["usage_id"] for m in stack.dlq_messages()]
     assert dead == ["poison"]
     assert max(poller.seen.values()) == max_receive_count()
-    # And the 9 siblings were recorded once each
+    # And the 9 siblings were received once (the control below: a whole-batch failure redelivers them) and recorded
+    # once each
+    assert sorted(poller.seen.values()) == [1] * 9 + [max_receive_count()]
     per_id = accepted_by_usage_id(stack)
     assert sorted(per_id) == [f"p-{i}" for i in range(9)]
     assert set(per_id.values()) == {1}
     assert stripe_total(stack) == sum(10 + i for i in range(9))
+
+
+def test_control_failing_the_whole_batch_for_one_poison_record_redelivers_its_9_siblings(stack: UsageStack) -> None:
+    # Given the same batch of 9 good records and 1 poison record, and a naive handler without partial batch
+    # responses: one failed record fails the invocation, so Lambda returns the whole batch to the queue
+    stack.customer("user-ok")
+
+    class FlakyDirectory:
+        def customer_for_user(self, user_id: str) -> str | None:
+            if user_id == "user-poison":
+                raise PersistenceUnavailable()
+            return stack.directory.customer_for_user(user_id)
+
+    queue = stack.queue_model()
+    queue.send_bodies([body(f"p-{i}", "user-ok", 10 + i) for i in range(9)] + [body("poison", "user-poison", 1)])
+    poller = stack.poller(stack.reporter(directory=FlakyDirectory()), queue, batch_size=10)
+    partial = poller.handler
+
+    def whole_batch_fails(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        answer = partial(event, context)
+        if answer["batchItemFailures"]:
+            return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+        return answer
+
+    poller.handler = whole_batch_fails
+    # When the queue is drained
+    poller.drain()
+    # Then every sibling was received maxReceiveCount times and all 10 end in the DLQ (each an operator's job),
+    # where the partial-response handler above delivers each sibling once and dead-letters only the poison record
+    siblings = {m.message_id for m in queue.dead_letters if json.loads(m.body)["usage_id"] != "poison"}
+    assert len(siblings) == 9
+    assert all(poller.seen[m] == max_receive_count() for m in siblings)
+    assert all(len(f) == 10 for f in poller.failures_reported)
+    # And the ledger still kept Stripe's count exact (redelivered siblings were duplicates, not re-billed)
+    assert stripe_total(stack) == sum(10 + i for i in range(9))
+    assert set(accepted_by_usage_id(stack).values()) == {1}
 
 
 @pytest.mark.parametrize("naive", [False, True], ids=["ledger", "control-no-ledger"])
