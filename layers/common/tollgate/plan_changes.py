@@ -102,6 +102,9 @@ class PendingChange:
     amount_due: int
     currency: str
     expires_at: int
+    # What the item held when the proration was previewed: the amount is only right from that state.
+    from_price_id: str
+    from_quantity: int
 
 
 class PendingChangeStore(Protocol):
@@ -207,6 +210,8 @@ class PlanChangeService:
             amount_due=preview.amount_due,
             currency=preview.currency,
             expires_at=now + TOKEN_TTL_SECONDS,
+            from_price_id=current.price_id,
+            from_quantity=current.quantity,
         )
         self.store.save(change)
         logger.info("plan change previewed", subscription_id=current.id, plan=plan.key)
@@ -235,11 +240,20 @@ class PlanChangeService:
             "metadata": {"plan": change.plan_key},
         }
         try:
-            # The subscription must still be the caller's and unchanged since the preview.
+            # The subscription must still be the caller's and hold what the proration was previewed from: after
+            # another change (a second preview's token, the portal) the previewed amount would be wrong.
             current = self._own_subscription(caller)
             if current.id != change.subscription_id or current.item_id != change.item_id:
                 raise errors.Conflict("your subscription changed since the preview: preview again")
-            self.gateway.apply(change.subscription_id, params, f"plan-change:{change.token_id}")
+            holds = (current.price_id, current.quantity)
+            if holds == (change.price_id, change.quantity):
+                # Already in the target state (this token's earlier attempt whose answer was lost): charging
+                # again is never right, and there is nothing left to change.
+                logger.info("plan change already in effect", subscription_id=change.subscription_id)
+            elif holds != (change.from_price_id, change.from_quantity):
+                raise errors.Conflict("your subscription changed since the preview: preview again")
+            else:
+                self.gateway.apply(change.subscription_id, params, f"plan-change:{change.token_id}")
         except (errors.UpstreamUnavailable, errors.PersistenceUnavailable):
             # Transient: let the same token retry; its idempotency key makes the retry the same Stripe call.
             self.store.release(token_id)
@@ -308,6 +322,8 @@ class DynamoPendingChangeStore:
             "amount_due": {"N": str(change.amount_due)},
             "currency": {"S": change.currency},
             "expires_at": {"N": str(change.expires_at)},
+            "from_price_id": {"S": change.from_price_id},
+            "from_quantity": {"N": str(change.from_quantity)},
         }
         with aws_errors("plan_change.save"):
             self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -347,6 +363,8 @@ class DynamoPendingChangeStore:
             amount_due=int(a["amount_due"]["N"]),
             currency=a["currency"]["S"],
             expires_at=int(a["expires_at"]["N"]),
+            from_price_id=a["from_price_id"]["S"],
+            from_quantity=int(a["from_quantity"]["N"]),
         )
 
     def release(self, token_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -44,18 +45,35 @@ class FakePlanChangeGateway:
         self.previews: list[dict[str, Any]] = []
         self.applied: list[dict[str, Any]] = []
         self.fail_apply: Exception | None = None
+        self.lose_response = False
+        self.charged: list[int] = []
 
     def subscription(self, subscription_id: str) -> SubscriptionView:
         return self.live[subscription_id]
 
     def preview(self, params: dict[str, Any]) -> ProrationPreview:
         self.previews.append(params)
-        return ProrationPreview(amount_due=self.proration(params["subscription_details"]), currency="usd")
+        amount = self.charge_from_live(params["subscription"], params["subscription_details"])
+        return ProrationPreview(amount_due=amount, currency="usd")
 
     def apply(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None:
         if self.fail_apply is not None:
             raise self.fail_apply
         self.applied.append({"id": subscription_id, "params": params, "key": idempotency_key})
+        self.charged.append(self.charge_from_live(subscription_id, params))
+        item = params["items"][0]
+        self.live[subscription_id] = replace(
+            self.live[subscription_id], price_id=item["price"], quantity=item["quantity"]
+        )
+        if self.lose_response:
+            raise errors.UpstreamUnavailable()  # Stripe applied it; the answer never arrived
+
+    def charge_from_live(self, subscription_id: str, params: dict[str, Any]) -> int:
+        """What Stripe charges: the new items' remaining-period cost minus the credit for what the item holds."""
+        live = self.live[subscription_id]
+        held = {"items": [{"price": live.price_id, "quantity": live.quantity}], "proration_date": 0}
+        credit = self.proration({**held, "proration_date": params["proration_date"]})
+        return self.proration(params) - credit
 
     @staticmethod
     def proration(details: dict[str, Any]) -> int:
@@ -123,7 +141,8 @@ def test_the_change_applies_exactly_what_was_previewed(h: Harness) -> None:
     assert details["proration_date"] == preview["proration_date"]
     assert details["proration_behavior"] == "always_invoice"
     assert details["items"] == [{"id": "si_alice", "price": "price_team_monthly", "quantity": 3}]
-    assert h.gateway.proration(details) == preview["amount_due_now"] == result["amount_due_now"]
+    assert h.gateway.charged == [preview["amount_due_now"]]
+    assert result["amount_due_now"] == preview["amount_due_now"]
     assert applied["key"] == "plan-change:tok0"
     assert set(preview) == {
         "token",
@@ -237,3 +256,41 @@ def test_a_cached_subscription_owned_by_someone_else_in_stripe_is_never_changed(
     with pytest.raises(errors.Conflict):
         h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
     assert h.gateway.previews == []
+
+
+def test_a_second_previews_token_is_refused_after_the_first_change_applied(h: Harness) -> None:
+    # Given Alice previews two different changes from the same starting plan
+    to_three = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    to_five = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=5))
+    # When she confirms the first, then the second
+    h.service.apply(caller("alice"), ChangeRequest(token=to_three["token"]))
+    with pytest.raises(errors.Conflict):
+        h.service.apply(caller("alice"), ChangeRequest(token=to_five["token"]))
+    # Then only the first reached Stripe, and what was charged is what was shown
+    assert [a["params"]["items"][0]["quantity"] for a in h.gateway.applied] == [3]
+    assert h.gateway.charged == [to_three["amount_due_now"]]
+
+
+def test_control_applying_that_second_token_would_charge_a_different_amount_than_shown(h: Harness) -> None:
+    # Control: the harness sees the mismatch a naive apply (no from-state check) would cause
+    to_three = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    to_five = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=5))  # shown from Starter x1
+    h.service.apply(caller("alice"), ChangeRequest(token=to_three["token"]))
+    params = {"items": [{"price": "price_team_monthly", "quantity": 5}], "proration_date": to_five["proration_date"]}
+    assert h.gateway.charge_from_live("sub_alice", params) != to_five["amount_due_now"]
+
+
+def test_a_retry_after_a_lost_answer_does_not_change_or_charge_twice(h: Harness) -> None:
+    # Given Stripe applied the change but the answer was lost (a transient error for the caller)
+    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    h.gateway.lose_response = True
+    with pytest.raises(errors.UpstreamUnavailable):
+        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    h.gateway.lose_response = False
+    # When the browser retries with the same token
+    result = h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    # Then it succeeds without a second update in Stripe, and a third use of the token is refused
+    assert result["quantity"] == 3
+    assert len(h.gateway.applied) == 1
+    with pytest.raises(errors.Conflict):
+        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
