@@ -132,12 +132,17 @@ class UsageReporter:
         self._clock = clock
         # Injectable only so tests can show what a random identifier would do; production keeps the default.
         self._identifier_for = identifier_for
+        self._ledger_concurrency = max(1, ledger_concurrency)
         # Built once per execution environment; its threads start lazily and are reused by every batch.
         self._pool = (
-            ThreadPoolExecutor(max_workers=ledger_concurrency, thread_name_prefix="usage-ledger")
-            if ledger_concurrency > 1
+            ThreadPoolExecutor(max_workers=self._ledger_concurrency, thread_name_prefix="usage-ledger")
+            if self._ledger_concurrency > 1
             else None
         )
+
+    @property
+    def ledger_concurrency(self) -> int:
+        return self._ledger_concurrency
 
     def report(self, records: Sequence[InboundRecord]) -> dict[str, RecordOutcome]:
         now = self._clock()
