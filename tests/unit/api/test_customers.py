@@ -154,9 +154,13 @@ def test_control_a_naive_lookup_then_create_duplicates_customers(
 ) -> None:
     # Given the naive flow peers ship: read the mapping, create when absent (a fresh key per call), no claim
     stripe = IdempotentFakeStripeCustomers()
+    # Every request reads before any creates, as they do when the reads are faster than a Stripe round trip; made
+    # explicit so a loaded machine (slow moto reads) cannot serialise the race away and make this control flaky.
+    all_read = threading.Barrier(50)
 
     def naive() -> str:
         existing = directory.customer_for_user("user-n")
+        all_read.wait()
         if existing:
             return existing
         customer_id = stripe.create_customer("user-n", None, uuid.uuid4().hex)
