@@ -42,9 +42,28 @@ class IdempotentFakeStripeCustomers:
             return self.by_key[idempotency_key]
 
 
+class SerialisedClient:
+    """In-process moto is not thread-safe (50 concurrent transactions raise ``dictionary changed size``); one lock
+    around each call gives the per-request atomicity DynamoDB has, so races stay between requests, not in moto."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
 @pytest.fixture
 def directory(billing_table: str) -> DynamoCustomerDirectory:
-    return DynamoCustomerDirectory(boto3.client("dynamodb"), billing_table)
+    return DynamoCustomerDirectory(SerialisedClient(boto3.client("dynamodb")), billing_table)
 
 
 def mapping_items(table: str) -> list[dict[str, Any]]:
