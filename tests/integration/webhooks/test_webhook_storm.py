@@ -26,8 +26,8 @@ from tests.integration.webhooks.storm import (
 
 pytestmark = pytest.mark.slow
 
-STORM_SUBSCRIPTIONS = 60
-STORM_EVENTS = 1_200
+STORM_SUBSCRIPTIONS = 100
+STORM_EVENTS = 2_000
 
 
 @pytest.fixture(scope="module")
