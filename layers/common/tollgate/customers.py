@@ -5,9 +5,15 @@ and ``CUSTOMER#{customer_id}``/``USER``), written together in one transaction. A
 email: emails change and are not unique, the JWT ``sub`` is.
 
 First checkout for a new user (``ensure_customer``): a conditional DynamoDB claim elects one creator; the creator
-calls Stripe with the deterministic idempotency key ``customer:{user_id}``, so even a request that gives up waiting
+calls Stripe with the idempotency key ``customer:{user_id}:{generation}``, so even a request that gives up waiting
 for the creator and calls Stripe itself gets the same customer back (Stripe replays the first response, or answers
 409 while it is in flight, which the SDK retries).
+
+The generation lives on the user's item. Stripe replays a key's first response for 24 h, even a 500, and refuses
+the key with different parameters (``idempotency_error``, e.g. once the email became verified): a fixed key would
+fail every checkout of that user for a day. When a create fails that way, the request that used generation ``n``
+moves the item to ``n + 1`` with a conditional update (only one request can), so the caller's retry gets a fresh
+key while concurrent requests still share one key per generation.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +44,32 @@ CUSTOMER_SORT_KEY = "USER"  # sk of the customer -> user item
 DEFAULT_CLAIM_LEASE_SECONDS = 30
 
 
+class CustomerKeySpent(errors.UpstreamUnavailable):
+    """Stripe will never succeed with this creation key: it replays a stored 5xx or refuses different parameters.
+
+    A 503 to the caller (retry at once): by then the generation has moved on and the retry uses a fresh key.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(retry_after_seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """The user's item: the linked customer (None while only claimed) and the creation key's generation."""
+
+    customer_id: str | None
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer to a creation claim: whether it is ours, and the generation creation must use."""
+
+    won: bool
+    generation: int
+
+
 class CustomerDirectory(Protocol):
     """User <-> Stripe customer mapping."""
 
@@ -49,20 +81,30 @@ class CustomerDirectory(Protocol):
         """Store the mapping both ways. Idempotent; a user or customer already linked elsewhere is a Conflict."""
         ...
 
-    def claim_creation(self, user_id: str) -> bool:
-        """Try to become the one request that creates this user's customer. True when the claim is ours."""
+    def lookup(self, user_id: str) -> UserRecord:
+        """The user's item as creation needs it (a strongly consistent read)."""
+        ...
+
+    def claim_creation(self, user_id: str) -> Claim:
+        """Try to become the one request that creates this user's customer."""
+        ...
+
+    def advance_generation(self, user_id: str, seen: int) -> bool:
+        """Move the creation key on from ``seen`` and release the claim; False when someone else already did."""
         ...
 
 
 class CustomerGateway(Protocol):
     """The Stripe side of customer creation."""
 
-    def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str: ...
+    def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str:
+        """The created (or replayed) customer's id; ``CustomerKeySpent`` when the key can never succeed."""
+        ...
 
 
-def customer_idempotency_key(user_id: str) -> str:
-    """Deterministic per user: every attempt, by any request, to create this user's customer is the same call."""
-    return f"customer:{user_id}"
+def customer_idempotency_key(user_id: str, generation: int = 0) -> str:
+    """Deterministic per user and generation: every attempt, by any request, within a generation is one call."""
+    return f"customer:{user_id}:{generation}"
 
 
 class DynamoCustomerDirectory:
@@ -89,13 +131,15 @@ class DynamoCustomerDirectory:
     def _customer_key(customer_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"{CUSTOMER_PREFIX}{customer_id}"}, "sk": {"S": CUSTOMER_SORT_KEY}}
 
-    def customer_for_user(self, user_id: str) -> str | None:
+    def lookup(self, user_id: str) -> UserRecord:
         with aws_errors("directory.customer_for_user"):
             item = self._client.get_item(TableName=self._table, Key=self._user_key(user_id), ConsistentRead=True).get(
                 "Item"
             )
-        value = (item or {}).get("customer_id", {}).get("S")
-        return value if isinstance(value, str) and value else None
+        return _user_record(item or {})
+
+    def customer_for_user(self, user_id: str) -> str | None:
+        return self.lookup(user_id).customer_id
 
     def user_for_customer(self, customer_id: str) -> str | None:
         with aws_errors("directory.user_for_customer"):
@@ -145,18 +189,42 @@ class DynamoCustomerDirectory:
                     raise errors.PersistenceUnavailable() from None
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not security
 
-    def claim_creation(self, user_id: str) -> bool:
+    def claim_creation(self, user_id: str) -> Claim:
         now = int(self._clock())
         try:
             with aws_errors("directory.claim"):
-                self._client.update_item(
+                answer = self._client.update_item(
                     TableName=self._table,
                     Key=self._user_key(user_id),
                     UpdateExpression="SET claim_expires_at = :expires, created_at = if_not_exists(created_at, :now)",
-                    # New item, or an abandoned claim (its creator died before linking).
-                    ConditionExpression="attribute_not_exists(pk) OR "
-                    "(attribute_not_exists(customer_id) AND claim_expires_at < :now)",
+                    # New item, a released claim (a failed create moved the generation on), or an abandoned claim
+                    # (its creator died before linking).
+                    ConditionExpression="attribute_not_exists(customer_id) AND "
+                    "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)",
                     ExpressionAttributeValues={":expires": {"N": str(now + self._lease)}, ":now": {"N": str(now)}},
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return Claim(won=False, generation=_user_record(_old_item(exc)).generation)
+            raise
+        return Claim(won=True, generation=_user_record(answer.get("Attributes") or {}).generation)
+
+    def advance_generation(self, user_id: str, seen: int) -> bool:
+        # Only the request that used generation ``seen`` moves it on, once; never after a customer is linked.
+        seen_condition = (
+            "(attribute_not_exists(generation) OR generation = :seen)" if seen == 0 else "generation = :seen"
+        )
+        try:
+            with aws_errors("directory.advance_generation"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._user_key(user_id),
+                    UpdateExpression="SET generation = :next REMOVE claim_expires_at",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(customer_id) AND "
+                    + seen_condition,
+                    ExpressionAttributeValues={":seen": {"N": str(seen)}, ":next": {"N": str(seen + 1)}},
                 )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -180,6 +248,35 @@ class DynamoCustomerDirectory:
                 raise  # an unknown customer (never linked) has nothing to mark
 
 
+def _user_record(item: dict[str, Any]) -> UserRecord:
+    customer_id = item.get("customer_id", {}).get("S")
+    generation = item.get("generation", {}).get("N")
+    return UserRecord(
+        customer_id=customer_id if isinstance(customer_id, str) and customer_id else None,
+        generation=int(generation) if generation else 0,
+    )
+
+
+def _old_item(exc: ClientError) -> dict[str, Any]:
+    return cast(dict[str, Any], cast(Any, exc.response).get("Item") or {})
+
+
+def key_is_spent(exc: stripe.StripeError) -> bool:
+    """Stripe will answer this key the same way for 24 h: an idempotency_error, or a 5xx it stored.
+
+    A 5xx is stored when it is a replay, or when Stripe says not to retry it (``Stripe-Should-Retry: false``: the
+    same key would only replay it). Other 5xx (Stripe's front door failing) were not stored; the SDK retried them.
+    """
+    import stripe
+
+    if isinstance(exc, stripe.IdempotencyError):
+        return exc.http_status == 400  # not the 409 of a concurrent request with the key (that one is retried)
+    if not isinstance(exc, stripe.APIError) or (exc.http_status or 0) < 500:
+        return False
+    headers = {str(k).lower(): str(v).lower() for k, v in (exc.headers or {}).items()}
+    return headers.get("idempotent-replayed") == "true" or headers.get("stripe-should-retry") == "false"
+
+
 class StripeCustomerGateway:
     """Creates customers with the app's user id in metadata and the verified email, if any."""
 
@@ -187,13 +284,21 @@ class StripeCustomerGateway:
         self._client = client
 
     def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str:
+        import stripe
+
         from tollgate.adapters.stripe_client import stripe_errors
 
         params: CustomerCreateParams = {"metadata": {"app_user_id": user_id}}
         if email:
             params["email"] = email
         with stripe_errors("customers.create"):
-            customer = self._client.v1.customers.create(params=params, options={"idempotency_key": idempotency_key})
+            try:
+                customer = self._client.v1.customers.create(params=params, options={"idempotency_key": idempotency_key})
+            except stripe.StripeError as exc:
+                if key_is_spent(exc):
+                    logger.warning("customer creation key spent", status=exc.http_status, code=exc.code)
+                    raise CustomerKeySpent() from exc
+                raise
         return str(customer.id)
 
 
@@ -219,16 +324,31 @@ def ensure_customer(
     existing = directory.customer_for_user(user_id)
     if existing:
         return existing
-    if not directory.claim_creation(user_id):
+    claim = directory.claim_creation(user_id)
+    generation = claim.generation
+    if not claim.won:
         deadline = clock() + wait.total_seconds
         while clock() < deadline:
             sleep(wait.poll_seconds)
-            existing = directory.customer_for_user(user_id)
-            if existing:
-                return existing
-        # The creator is slow or gone: the shared idempotency key makes our create return its customer.
-        logger.info("customer creation wait elapsed", outcome="creating with shared key")
-    customer_id = gateway.create_customer(user_id, email, customer_idempotency_key(user_id))
+            record = directory.lookup(user_id)
+            if record.customer_id:
+                return record.customer_id
+            if record.generation != generation:
+                # The creator's key was spent and its claim released: one of the waiters takes over at once.
+                claim = directory.claim_creation(user_id)
+                generation = claim.generation
+                if claim.won:
+                    break
+        else:
+            # The creator is slow or gone: the shared idempotency key makes our create return its customer.
+            logger.info("customer creation wait elapsed", outcome="creating with shared key")
+    try:
+        customer_id = gateway.create_customer(user_id, email, customer_idempotency_key(user_id, generation))
+    except CustomerKeySpent:
+        # This key is dead for 24 h: the next attempt (the caller's retry) must use the next generation.
+        moved = directory.advance_generation(user_id, generation)
+        logger.warning("customer creation key retired", generation=generation, moved_on=moved)
+        raise
     directory.link(user_id, customer_id)
     logger.info("customer linked", customer_id=customer_id)
     return customer_id

@@ -28,7 +28,7 @@ def test_a_users_checkout_reaches_stripe_with_only_server_chosen_values_and_comp
     # the user as client_reference_id, and the configured URLs
     [customer_call] = stack.stripe_requests("POST", "/v1/customers")
     assert customer_call["params"]["metadata"] == {"app_user_id": "user-e2e"}
-    assert customer_call["idempotency_key"] == "customer:user-e2e"
+    assert customer_call["idempotency_key"] == "customer:user-e2e:0"
     [session_call] = stack.stripe_requests("POST", "/v1/checkout/sessions")
     customer_id = stack.container.customer_directory.customer_for_user("user-e2e")
     params = session_call["params"]

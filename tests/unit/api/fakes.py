@@ -12,6 +12,7 @@ from tollgate.access import AccessPolicy
 from tollgate.catalog import PriceView, PricingPlanView, ResolvedCatalog, resolve_catalog
 from tollgate.checkout import CheckoutOptions, CheckoutService, SessionLink
 from tollgate.config import PlanCatalog
+from tollgate.customers import Claim, UserRecord
 from tollgate.http import Caller
 from tollgate.portal import PortalOptions, PortalService
 from tollgate.subscriptions.model import SubscriptionState
@@ -63,10 +64,14 @@ class InMemoryDirectory:
     def __init__(self) -> None:
         self.user_to_customer: dict[str, str] = {}
         self.claims: set[str] = set()
+        self.generations: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def customer_for_user(self, user_id: str) -> str | None:
         return self.user_to_customer.get(user_id)
+
+    def lookup(self, user_id: str) -> UserRecord:
+        return UserRecord(self.user_to_customer.get(user_id), self.generations.get(user_id, 0))
 
     def user_for_customer(self, customer_id: str) -> str | None:
         return next((u for u, c in self.user_to_customer.items() if c == customer_id), None)
@@ -77,11 +82,18 @@ class InMemoryDirectory:
                 raise errors.Conflict()
             self.user_to_customer[user_id] = customer_id
 
-    def claim_creation(self, user_id: str) -> bool:
+    def claim_creation(self, user_id: str) -> Claim:
         with self._lock:
-            if user_id in self.claims:
-                return False
+            won = user_id not in self.claims and user_id not in self.user_to_customer
             self.claims.add(user_id)
+            return Claim(won, self.generations.get(user_id, 0))
+
+    def advance_generation(self, user_id: str, seen: int) -> bool:
+        with self._lock:
+            if user_id in self.user_to_customer or self.generations.get(user_id, 0) != seen:
+                return False
+            self.generations[user_id] = seen + 1
+            self.claims.discard(user_id)
             return True
 
 

@@ -29,7 +29,7 @@ def test_a_new_user_gets_a_session_for_the_catalog_price_and_exactly_two_stripe_
     assert set(body_of(response)) == {"id", "url"}
     # And Stripe saw one customer creation (verified email, user id in metadata) and one session
     assert world.customers.calls == [
-        {"user_id": "user-alice", "email": "alice@example.test", "key": "customer:user-alice"}
+        {"user_id": "user-alice", "email": "alice@example.test", "key": "customer:user-alice:0"}
     ]
     [call] = world.sessions.checkout_calls
     customer_id = world.directory.customer_for_user("user-alice")

@@ -15,8 +15,11 @@ import pytest
 
 from tollgate import errors
 from tollgate.customers import (
+    Claim,
     CreationWait,
+    CustomerKeySpent,
     DynamoCustomerDirectory,
+    UserRecord,
     customer_idempotency_key,
     ensure_customer,
 )
@@ -111,15 +114,15 @@ def test_the_creation_claim_is_exclusive_until_its_lease_expires(billing_table: 
         boto3.client("dynamodb"), billing_table, clock=lambda: now[0], claim_lease_seconds=30
     )
     # When two requests claim, Then only the first wins
-    assert directory.claim_creation("user-a") is True
-    assert directory.claim_creation("user-a") is False
+    assert directory.claim_creation("user-a").won is True
+    assert directory.claim_creation("user-a").won is False
     # When the lease lapses without a link (the creator died), Then another request may take over
     now[0] += 31
-    assert directory.claim_creation("user-a") is True
+    assert directory.claim_creation("user-a").won is True
     # When the customer is linked, Then no claim ever succeeds again and the claim marker is gone
     directory.link("user-a", "cus_A")
     now[0] += 3600
-    assert directory.claim_creation("user-a") is False
+    assert directory.claim_creation("user-a").won is False
     assert directory.customer_for_user("user-a") == "cus_A"
 
 
@@ -137,7 +140,7 @@ def test_a_new_user_gets_one_customer_with_the_deterministic_key(directory: Dyna
     # When a new user's customer is needed
     customer_id = ensure_customer(directory, stripe, "user-new", None)
     # Then one create call was made with the per-user key, and the mapping points at it
-    assert stripe.calls == [{"user_id": "user-new", "email": None, "key": "customer:user-new"}]
+    assert stripe.calls == [{"user_id": "user-new", "email": None, "key": "customer:user-new:0"}]
     assert directory.customer_for_user("user-new") == customer_id
     assert directory.user_for_customer(customer_id) == "user-new"
 
@@ -191,3 +194,122 @@ def test_control_a_naive_lookup_then_create_duplicates_customers(
     results = run_concurrent_first_requests(naive)
     assert len(stripe.created) > 1
     assert len(Counter(results)) > 1
+
+
+class StripeStoringOneFailure(IdempotentFakeStripeCustomers):
+    """Stripe that stored a 500 for the first creation key it saw: that key answers the same failure for 24 h."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spent: set[str] = set()
+
+    def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str:
+        with self._lock:
+            if not self.created and not self.spent:
+                self.spent.add(idempotency_key)
+            if idempotency_key in self.spent:
+                self.calls.append({"user_id": user_id, "email": email, "key": idempotency_key, "spent": True})
+                raise CustomerKeySpent()
+        return super().create_customer(user_id, email, idempotency_key)
+
+
+class FixedKeyDirectory(DynamoCustomerDirectory):
+    """Control: the creation key never moves on (the old ``customer:{user_id}``)."""
+
+    def advance_generation(self, user_id: str, seen: int) -> bool:
+        return False
+
+
+class UnconditionalBumpDirectory(DynamoCustomerDirectory):
+    """Control: every request that saw a spent key bumps the generation, whatever generation it used."""
+
+    def advance_generation(self, user_id: str, seen: int) -> bool:
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._user_key(user_id),
+            UpdateExpression="SET generation = if_not_exists(generation, :zero) + :one REMOVE claim_expires_at",
+            ConditionExpression="attribute_not_exists(customer_id)",
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+        return True
+
+
+def attempt_twice(directory: DynamoCustomerDirectory, stripe: Any, user_id: str) -> tuple[str, str | None]:
+    """The user's first checkout and the retry the 503 asks for: what each one got."""
+    outcomes: list[str] = []
+    for _ in range(2):
+        try:
+            outcomes.append(ensure_customer(directory, stripe, user_id, None))
+        except CustomerKeySpent:
+            outcomes.append("503")
+    return outcomes[0], outcomes[1]
+
+
+def test_a_spent_creation_key_moves_to_the_next_generation_so_the_retry_succeeds(
+    directory: DynamoCustomerDirectory,
+) -> None:
+    # Given Stripe stored a 500 for the user's first creation key
+    stripe = StripeStoringOneFailure()
+    # When the user's first checkout fails and they retry
+    first, retry = attempt_twice(directory, stripe, "user-s")
+    # Then the first answer is a retryable 503, the retry gets a customer created with the next generation's key,
+    # and that customer is linked
+    assert first == "503"
+    assert retry == stripe.created[0]
+    assert [c["key"] for c in stripe.calls] == [customer_idempotency_key("user-s", 0), "customer:user-s:1"]
+    assert directory.lookup("user-s") == UserRecord(retry, 1)
+
+
+def test_control_a_fixed_creation_key_keeps_failing_the_retry(billing_table: str) -> None:
+    # Given the same stored 500, with a key that never moves on
+    directory = FixedKeyDirectory(SerialisedClient(boto3.client("dynamodb")), billing_table)
+    stripe = StripeStoringOneFailure()
+    # When the user retries, Then Stripe replays the failure (for 24 h) and no customer exists
+    assert attempt_twice(directory, stripe, "user-s") == ("503", "503")
+    assert stripe.created == []
+
+
+def test_only_the_request_that_used_a_generation_moves_it_on(directory: DynamoCustomerDirectory) -> None:
+    # Given A claims and fails with generation 0, and retries (claiming generation 1, its create in flight)
+    assert directory.claim_creation("user-g") == Claim(won=True, generation=0)
+    assert directory.advance_generation("user-g", 0) is True
+    assert directory.claim_creation("user-g") == Claim(won=True, generation=1)
+    # When B, a waiter that also used generation 0, reports its spent key late
+    assert directory.advance_generation("user-g", 0) is False
+    # Then a third request still waits for A and shares A's key: one customer
+    assert directory.claim_creation("user-g") == Claim(won=False, generation=1)
+
+
+def test_control_an_unconditional_bump_splits_concurrent_requests_onto_two_keys(billing_table: str) -> None:
+    directory = UnconditionalBumpDirectory(SerialisedClient(boto3.client("dynamodb")), billing_table)
+    # Given the same sequence with a bump that ignores which generation failed
+    directory.claim_creation("user-g")
+    directory.advance_generation("user-g", 0)
+    assert directory.claim_creation("user-g") == Claim(won=True, generation=1)
+    directory.advance_generation("user-g", 0)
+    # Then B's late report steals A's claim and moves the key: a third request creates a second customer
+    assert directory.claim_creation("user-g") == Claim(won=True, generation=2)
+
+
+def test_fifty_concurrent_first_requests_with_a_spent_first_key_still_create_one_customer(
+    directory: DynamoCustomerDirectory, billing_table: str
+) -> None:
+    # Given Stripe stored a 500 for the first key, and 50 requests of one new user racing
+    stripe = StripeStoringOneFailure()
+    wait = CreationWait(total_seconds=3.0, poll_seconds=0.02)
+
+    def request_with_one_retry() -> str:
+        for _ in range(2):
+            try:
+                return ensure_customer(directory, stripe, "user-r", None, wait=wait)
+            except CustomerKeySpent:
+                continue
+        return "503 twice"
+
+    # When they all run (each retrying once after a 503)
+    results = run_concurrent_first_requests(request_with_one_retry)
+    # Then every request ends with the one customer, created under generation 1, and one mapping exists
+    assert len(stripe.created) == 1
+    assert set(results) == {stripe.created[0]}
+    assert {c["key"] for c in stripe.calls if not c.get("spent")} == {"customer:user-r:1"}
+    assert len(mapping_items(billing_table)) == 2
