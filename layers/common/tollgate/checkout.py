@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
@@ -22,7 +23,7 @@ from tollgate.access import AccessPolicy, decide_access
 from tollgate.adapters.aws import aws_errors, error_code
 from tollgate.catalog import ResolvedCatalog, ResolvedPlan
 from tollgate.config import Settings
-from tollgate.customers import CustomerDirectory, CustomerGateway, ensure_customer
+from tollgate.customers import CustomerDirectory, CustomerGateway, CustomerMissing, ensure_customer
 from tollgate.observability import logger
 from tollgate.rate_limit import RateLimiter
 
@@ -239,11 +240,23 @@ class CheckoutService:
             self._refuse_if_subscribed(customer_id)
         else:
             customer_id = ensure_customer(self.directory, self.customers, caller.user_id, caller.email)
-        params = checkout_params(plan, request.quantity, customer_id, caller.user_id, self.options)
-        version = PRICING_PLAN_CHECKOUT_VERSION if plan.pricing_plan else None
-        link = self.sessions.create_checkout_session(params, key, version)
+        try:
+            link = self._open(plan, request.quantity, customer_id, caller, key)
+        except CustomerMissing:
+            # Stripe deleted the customer and its webhook has not arrived yet: record it, replace it, go on.
+            logger.warning("mapped customer missing in Stripe", customer_id=customer_id)
+            self.directory.mark_deleted(customer_id)
+            customer_id = ensure_customer(self.directory, self.customers, caller.user_id, caller.email)
+            link = self._open(plan, request.quantity, customer_id, caller, key)
         logger.info("checkout session created", session_id=link.id, customer_id=customer_id, plan=plan.key)
         return link
+
+    def _open(self, plan: ResolvedPlan, quantity: int, customer_id: str, caller: Caller, key: str) -> SessionLink:
+        params = checkout_params(plan, quantity, customer_id, caller.user_id, self.options)
+        version = PRICING_PLAN_CHECKOUT_VERSION if plan.pricing_plan else None
+        # The key covers the customer: once a deleted customer is replaced, the request is a new Stripe call (the
+        # old key's stored answer is the deleted customer's 404, or a different request).
+        return self.sessions.create_checkout_session(params, f"checkout:{_digest(key, customer_id)}", version)
 
     def _refuse_if_subscribed(self, customer_id: str) -> None:
         state = self.subscriptions.current_for_customer(customer_id)
@@ -269,6 +282,19 @@ class CheckoutService:
         )
 
 
+@contextmanager
+def customer_missing_as_domain_error() -> Iterator[None]:
+    """Stripe's ``resource_missing`` on the ``customer`` parameter: the mapped customer was deleted."""
+    import stripe
+
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing" and exc.param == "customer":
+            raise CustomerMissing() from exc
+        raise
+
+
 class StripeSessionGateway:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._client = client
@@ -281,7 +307,7 @@ class StripeSessionGateway:
         options: Any = {"idempotency_key": idempotency_key}
         if stripe_version:
             options["stripe_version"] = stripe_version
-        with stripe_errors("checkout.sessions.create"):
+        with stripe_errors("checkout.sessions.create"), customer_missing_as_domain_error():
             session = self._client.v1.checkout.sessions.create(params=cast(Any, params), options=options)
         if not session.url:
             raise errors.UpstreamRejected()
@@ -290,7 +316,7 @@ class StripeSessionGateway:
     def create_portal_session(self, params: dict[str, Any], idempotency_key: str) -> str:
         from tollgate.adapters.stripe_client import stripe_errors
 
-        with stripe_errors("billing_portal.sessions.create"):
+        with stripe_errors("billing_portal.sessions.create"), customer_missing_as_domain_error():
             session = self._client.v1.billing_portal.sessions.create(
                 params=cast(Any, params), options={"idempotency_key": idempotency_key}
             )

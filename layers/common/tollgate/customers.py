@@ -14,6 +14,11 @@ the key with different parameters (``idempotency_error``, e.g. once the email be
 fail every checkout of that user for a day. When a create fails that way, the request that used generation ``n``
 moves the item to ``n + 1`` with a conditional update (only one request can), so the caller's retry gets a fresh
 key while concurrent requests still share one key per generation.
+
+A customer deleted in Stripe (webhook ``customer.deleted``, or Stripe answering ``resource_missing`` for it) is
+marked on both items. The user then counts as having no customer: their next checkout replaces the mapping (one
+conditional update that also moves the generation on, so the old key cannot replay the deleted customer), creates a
+new customer and links it; the old ``CUSTOMER#`` item stays, ``deleted``, as history.
 """
 
 from __future__ import annotations
@@ -40,8 +45,16 @@ CUSTOMER_PREFIX = "CUSTOMER#"
 USER_SORT_KEY = "CUSTOMER"  # sk of the user -> customer item
 CUSTOMER_SORT_KEY = "USER"  # sk of the customer -> user item
 
+NO_BILLING_ACCOUNT = "no billing account yet: start a checkout first"
 #: How long a creation claim is honoured before another request may take it over (the creator died).
 DEFAULT_CLAIM_LEASE_SECONDS = 30
+
+
+class CustomerMissing(errors.NotFound):
+    """Stripe no longer has the user's customer (deleted): to the caller, no billing account."""
+
+    def __init__(self) -> None:
+        super().__init__(NO_BILLING_ACCOUNT)
 
 
 class CustomerKeySpent(errors.UpstreamUnavailable):
@@ -56,10 +69,16 @@ class CustomerKeySpent(errors.UpstreamUnavailable):
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """The user's item: the linked customer (None while only claimed) and the creation key's generation."""
+    """The user's item: the linked customer (None while only claimed), whether Stripe deleted it, and the creation
+    key's generation."""
 
     customer_id: str | None
     generation: int = 0
+    deleted: bool = False
+
+    @property
+    def live_customer_id(self) -> str | None:
+        return None if self.deleted else self.customer_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +92,15 @@ class Claim:
 class CustomerDirectory(Protocol):
     """User <-> Stripe customer mapping."""
 
-    def customer_for_user(self, user_id: str) -> str | None: ...
+    def customer_for_user(self, user_id: str) -> str | None:
+        """The user's customer; None when there is none or Stripe deleted it."""
+        ...
 
     def user_for_customer(self, customer_id: str) -> str | None: ...
+
+    def mark_deleted(self, customer_id: str) -> None:
+        """Record that Stripe deleted the customer, on both items of its mapping."""
+        ...
 
     def link(self, user_id: str, customer_id: str) -> None:
         """Store the mapping both ways. Idempotent; a user or customer already linked elsewhere is a Conflict."""
@@ -85,8 +110,8 @@ class CustomerDirectory(Protocol):
         """The user's item as creation needs it (a strongly consistent read)."""
         ...
 
-    def claim_creation(self, user_id: str) -> Claim:
-        """Try to become the one request that creates this user's customer."""
+    def claim_creation(self, user_id: str, replacing: str | None = None) -> Claim:
+        """Try to become the one request that creates this user's customer (``replacing`` their deleted one)."""
         ...
 
     def advance_generation(self, user_id: str, seen: int) -> bool:
@@ -139,7 +164,7 @@ class DynamoCustomerDirectory:
         return _user_record(item or {})
 
     def customer_for_user(self, user_id: str) -> str | None:
-        return self.lookup(user_id).customer_id
+        return self.lookup(user_id).live_customer_id
 
     def user_for_customer(self, customer_id: str) -> str | None:
         with aws_errors("directory.user_for_customer"):
@@ -167,7 +192,9 @@ class DynamoCustomerDirectory:
                     "TableName": self._table,
                     "Key": self._customer_key(customer_id),
                     "UpdateExpression": "SET user_id = :u, created_at = if_not_exists(created_at, :now)",
-                    "ConditionExpression": "attribute_not_exists(user_id) OR user_id = :u",
+                    # A deleted customer is history: a stale request must not link it again.
+                    "ConditionExpression": "(attribute_not_exists(user_id) OR user_id = :u) "
+                    "AND attribute_not_exists(deleted)",
                     "ExpressionAttributeValues": {":u": {"S": user_id}, ":now": now},
                 }
             },
@@ -189,19 +216,41 @@ class DynamoCustomerDirectory:
                     raise errors.PersistenceUnavailable() from None
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not security
 
-    def claim_creation(self, user_id: str) -> Claim:
+    def claim_creation(self, user_id: str, replacing: str | None = None) -> Claim:
         now = int(self._clock())
+        values: dict[str, Any] = {":expires": {"N": str(now + self._lease)}, ":now": {"N": str(now)}}
+        if replacing is None:
+            update = "SET claim_expires_at = :expires, created_at = if_not_exists(created_at, :now)"
+            # New item, a released claim (a failed create moved the generation on), or an abandoned claim (its
+            # creator died before linking).
+            condition = (
+                "attribute_not_exists(customer_id) AND "
+                "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)"
+            )
+        else:
+            # Unlink the deleted customer and claim in one write; the next generation's key cannot replay it.
+            update = (
+                "SET claim_expires_at = :expires, replaced_customer_ids = list_append("
+                "if_not_exists(replaced_customer_ids, :none), :old) REMOVE customer_id, customer_deleted "
+                "ADD generation :one"
+            )
+            condition = "customer_id = :replacing AND customer_deleted = :t"
+            values |= {
+                ":replacing": {"S": replacing},
+                ":old": {"L": [{"S": replacing}]},
+                ":none": {"L": []},
+                ":one": {"N": "1"},
+                ":t": {"BOOL": True},
+            }
+            values.pop(":now")
         try:
             with aws_errors("directory.claim"):
                 answer = self._client.update_item(
                     TableName=self._table,
                     Key=self._user_key(user_id),
-                    UpdateExpression="SET claim_expires_at = :expires, created_at = if_not_exists(created_at, :now)",
-                    # New item, a released claim (a failed create moved the generation on), or an abandoned claim
-                    # (its creator died before linking).
-                    ConditionExpression="attribute_not_exists(customer_id) AND "
-                    "(attribute_not_exists(claim_expires_at) OR claim_expires_at < :now)",
-                    ExpressionAttributeValues={":expires": {"N": str(now + self._lease)}, ":now": {"N": str(now)}},
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
@@ -233,19 +282,41 @@ class DynamoCustomerDirectory:
         return True
 
     def mark_deleted(self, customer_id: str) -> None:
-        """Record that Stripe deleted the customer (webhook ``customer.deleted``); only an existing mapping."""
+        """Record that Stripe deleted the customer (webhook ``customer.deleted``, or Stripe's ``resource_missing``).
+
+        Only an existing mapping. The customer's item keeps its user as history; the user's item is marked too (while
+        it still points at this customer), so reading the user's customer stays one read. Idempotent: a retry after
+        a failure between the two writes finishes the job.
+        """
         try:
             with aws_errors("directory.mark_deleted"):
-                self._client.update_item(
+                answer = self._client.update_item(
                     TableName=self._table,
                     Key=self._customer_key(customer_id),
                     UpdateExpression="SET deleted = :t, deleted_at = if_not_exists(deleted_at, :now)",
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"N": str(int(self._clock()))}},
+                    ReturnValues="ALL_NEW",
                 )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
-                raise  # an unknown customer (never linked) has nothing to mark
+                raise
+            return  # an unknown customer (never linked) has nothing to mark
+        user_id = (answer.get("Attributes") or {}).get("user_id", {}).get("S")
+        if not user_id:
+            return
+        try:
+            with aws_errors("directory.mark_deleted"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._user_key(user_id),
+                    UpdateExpression="SET customer_deleted = :t",
+                    ConditionExpression="customer_id = :c",
+                    ExpressionAttributeValues={":t": {"BOOL": True}, ":c": {"S": customer_id}},
+                )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise  # the user already has another customer: nothing to mark on their item
 
 
 def _user_record(item: dict[str, Any]) -> UserRecord:
@@ -254,6 +325,7 @@ def _user_record(item: dict[str, Any]) -> UserRecord:
     return UserRecord(
         customer_id=customer_id if isinstance(customer_id, str) and customer_id else None,
         generation=int(generation) if generation else 0,
+        deleted=item.get("customer_deleted", {}).get("BOOL") is True,
     )
 
 
@@ -320,19 +392,23 @@ def ensure_customer(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """The caller's Stripe customer id, creating it (exactly once) on first need."""
-    existing = directory.customer_for_user(user_id)
-    if existing:
-        return existing
-    claim = directory.claim_creation(user_id)
+    """The caller's Stripe customer id, creating it (exactly once) on first need or after Stripe deleted it."""
+    current = directory.lookup(user_id)
+    if current.live_customer_id:
+        return current.live_customer_id
+    claim = directory.claim_creation(user_id, replacing=current.customer_id if current.deleted else None)
+    if claim.won and current.deleted:
+        logger.info("deleted customer replaced", customer_id=current.customer_id, generation=claim.generation)
     generation = claim.generation
     if not claim.won:
         deadline = clock() + wait.total_seconds
         while clock() < deadline:
             sleep(wait.poll_seconds)
             record = directory.lookup(user_id)
-            if record.customer_id:
-                return record.customer_id
+            if record.live_customer_id:
+                return record.live_customer_id
+            if record.deleted:
+                continue  # another request is about to replace it
             if record.generation != generation:
                 # The creator's key was spent and its claim released: one of the waiters takes over at once.
                 claim = directory.claim_creation(user_id)

@@ -23,7 +23,7 @@ from tollgate.checkout import (
     scoped_idempotency_key,
 )
 from tollgate.config import Settings
-from tollgate.customers import CustomerDirectory
+from tollgate.customers import NO_BILLING_ACCOUNT, CustomerDirectory, CustomerMissing
 from tollgate.observability import logger
 from tollgate.rate_limit import RateLimiter
 
@@ -77,9 +77,9 @@ class PortalService:
             now=self.clock(),
             window=DERIVED_KEY_WINDOW_SECONDS,
         )
-        customer_id = self.directory.customer_for_user(caller.user_id)
+        customer_id = self.directory.customer_for_user(caller.user_id)  # None too when Stripe deleted it
         if customer_id is None:
-            raise errors.NotFound("no billing account yet: start a checkout first")
+            raise errors.NotFound(NO_BILLING_ACCOUNT)
         params: dict[str, Any] = {"customer": customer_id, "return_url": self.options.return_url}
         if self.options.configuration_id:
             params["configuration"] = self.options.configuration_id
@@ -90,7 +90,13 @@ class PortalService:
                 "type": request.flow,
                 request.flow: {"subscription": self._subscription(customer_id)},
             }
-        url = self.sessions.create_portal_session(params, key)
+        try:
+            url = self.sessions.create_portal_session(params, key)
+        except CustomerMissing:
+            # Deleted in Stripe before its webhook arrived: record it; the user has no billing account now.
+            logger.warning("mapped customer missing in Stripe", customer_id=customer_id)
+            self.directory.mark_deleted(customer_id)
+            raise
         logger.info("portal session created", customer_id=customer_id, flow=request.flow or "home")
         return url
 

@@ -115,3 +115,105 @@ def test_fifty_concurrent_first_checkouts_behind_a_stored_500_create_one_custome
         "USER#user-storm",
     ]
     assert {r["params"]["customer"] for r in stack.stripe_requests("POST", "/v1/checkout/sessions")} == {customer["id"]}
+
+
+def first_checkout(stack: Stack, user_id: str) -> str:
+    response = checkout(stack, user_id, "action-" + uuid.uuid4().hex)
+    assert response["statusCode"] == 200, response["body"]
+    customer_id = stack.container.customer_directory.customer_for_user(user_id)
+    assert customer_id
+    return str(customer_id)
+
+
+def delete_in_stripe(stack: Stack, customer_id: str) -> None:
+    stack.container.stripe().v1.customers.delete(customer_id)
+
+
+def reverse_item(stack: Stack, customer_id: str) -> dict[str, Any]:
+    key = {"pk": {"S": f"CUSTOMER#{customer_id}"}, "sk": {"S": "USER"}}
+    item: dict[str, Any] = boto3.client("dynamodb").get_item(TableName=stack.container.settings.table_name, Key=key)[
+        "Item"
+    ]
+    return item
+
+
+def test_after_customer_deleted_the_portal_is_404_and_the_next_checkout_gets_a_new_customer(stack: Stack) -> None:
+    # Given a user whose customer was created by a checkout, then deleted in Stripe, and the webhook's effect applied
+    old = first_checkout(stack, "user-del")
+    delete_in_stripe(stack, old)
+    stack.container.customer_directory.mark_deleted(old)
+    stack.emulator.request_log.clear()
+    # When they open the portal, Then "no billing account" (404), without a Stripe call
+    portal = stack.portal("POST", "/portal/sessions", claims={"sub": "user-del"})
+    assert portal["statusCode"] == 404
+    assert "checkout" in json.loads(portal["body"])["error"]["reason"]
+    assert stack.stripe_requests("POST", "/v1/billing_portal/sessions") == []
+    # When they check out again
+    response = checkout(stack, "user-del", "action-" + uuid.uuid4().hex)
+    # Then a new customer is created under the next generation and the session is for it
+    assert response["statusCode"] == 200, response["body"]
+    new = stack.container.customer_directory.customer_for_user("user-del")
+    assert new is not None
+    assert new != old
+    assert [c["idempotency_key"] for c in creations(stack)] == ["customer:user-del:1"]
+    [session_call] = stack.stripe_requests("POST", "/v1/checkout/sessions")
+    assert (session_call["params"]["customer"], session_call["status"]) == (new, 200)
+    # And the user is relinked both ways; the deleted customer's item stays as history
+    assert stack.container.customer_directory.user_for_customer(new) == "user-del"
+    assert (reverse_item(stack, old)["user_id"]["S"], reverse_item(stack, old)["deleted"]) == (
+        "user-del",
+        {"BOOL": True},
+    )
+    # And the portal works again, for the new customer
+    assert stack.portal("POST", "/portal/sessions", claims={"sub": "user-del"})["statusCode"] == 200
+    assert stack.stripe_requests("POST", "/v1/billing_portal/sessions")[0]["params"]["customer"] == new
+
+
+def test_a_checkout_recovers_when_stripe_deleted_the_customer_before_the_webhook_arrived(stack: Stack) -> None:
+    # Given a user's customer deleted in Stripe, with no webhook applied
+    old = first_checkout(stack, "user-early")
+    delete_in_stripe(stack, old)
+    stack.emulator.request_log.clear()
+    # When they check out
+    response = checkout(stack, "user-early", "action-" + uuid.uuid4().hex)
+    # Then Stripe's resource_missing for the old customer leads to a new customer and a session for it
+    assert response["statusCode"] == 200, response["body"]
+    new = stack.container.customer_directory.customer_for_user("user-early")
+    first, second = stack.stripe_requests("POST", "/v1/checkout/sessions")
+    assert (first["params"]["customer"], first["status"]) == (old, 404)
+    assert (second["params"]["customer"], second["status"]) == (new, 200)
+    assert [c["idempotency_key"] for c in creations(stack)] == ["customer:user-early:1"]
+    assert reverse_item(stack, old)["deleted"] == {"BOOL": True}
+
+
+def test_the_portal_answers_404_when_stripe_deleted_the_customer_before_the_webhook_arrived(stack: Stack) -> None:
+    # Given a user's customer deleted in Stripe, with no webhook applied
+    old = first_checkout(stack, "user-early-portal")
+    delete_in_stripe(stack, old)
+    # When they open the portal, Then "no billing account" (404, not a 502), and the deletion is recorded
+    response = stack.portal("POST", "/portal/sessions", claims={"sub": "user-early-portal"})
+    assert response["statusCode"] == 404
+    assert "checkout" in json.loads(response["body"])["error"]["reason"]
+    assert stack.container.customer_directory.customer_for_user("user-early-portal") is None
+    assert reverse_item(stack, old)["deleted"] == {"BOOL": True}
+
+
+def test_control_a_mapping_that_ignores_deletion_keeps_failing_the_users_checkout(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the old behaviour: the mapping is read without its deletion mark, and Stripe's resource_missing is
+    # just an upstream error
+    from contextlib import nullcontext
+
+    from tollgate import checkout as checkout_module
+    from tollgate.customers import DynamoCustomerDirectory
+
+    monkeypatch.setattr(DynamoCustomerDirectory, "customer_for_user", lambda self, u: self.lookup(u).customer_id)
+    monkeypatch.setattr(checkout_module, "customer_missing_as_domain_error", nullcontext)
+    old = first_checkout(stack, "user-naive")
+    delete_in_stripe(stack, old)
+    stack.container.customer_directory.mark_deleted(old)
+    # When the user checks out again (twice), Then every attempt goes to the deleted customer and fails
+    statuses = [checkout(stack, "user-naive", "action-" + uuid.uuid4().hex)["statusCode"] for _ in range(2)]
+    assert 200 not in statuses
+    assert {r["params"]["customer"] for r in stack.stripe_requests("POST", "/v1/checkout/sessions")} == {old}

@@ -12,7 +12,7 @@ from tollgate.access import AccessPolicy
 from tollgate.catalog import PriceView, PricingPlanView, ResolvedCatalog, resolve_catalog
 from tollgate.checkout import CheckoutOptions, CheckoutService, SessionLink
 from tollgate.config import PlanCatalog
-from tollgate.customers import Claim, UserRecord
+from tollgate.customers import Claim, CustomerMissing, UserRecord
 from tollgate.http import Caller
 from tollgate.portal import PortalOptions, PortalService
 from tollgate.subscriptions.model import SubscriptionState
@@ -65,13 +65,18 @@ class InMemoryDirectory:
         self.user_to_customer: dict[str, str] = {}
         self.claims: set[str] = set()
         self.generations: dict[str, int] = {}
+        self.deleted: set[str] = set()
         self._lock = threading.Lock()
 
     def customer_for_user(self, user_id: str) -> str | None:
-        return self.user_to_customer.get(user_id)
+        return self.lookup(user_id).live_customer_id
 
     def lookup(self, user_id: str) -> UserRecord:
-        return UserRecord(self.user_to_customer.get(user_id), self.generations.get(user_id, 0))
+        customer_id = self.user_to_customer.get(user_id)
+        return UserRecord(customer_id, self.generations.get(user_id, 0), customer_id in self.deleted)
+
+    def mark_deleted(self, customer_id: str) -> None:
+        self.deleted.add(customer_id)
 
     def user_for_customer(self, customer_id: str) -> str | None:
         return next((u for u, c in self.user_to_customer.items() if c == customer_id), None)
@@ -82,8 +87,15 @@ class InMemoryDirectory:
                 raise errors.Conflict()
             self.user_to_customer[user_id] = customer_id
 
-    def claim_creation(self, user_id: str) -> Claim:
+    def claim_creation(self, user_id: str, replacing: str | None = None) -> Claim:
         with self._lock:
+            if replacing is not None:
+                if self.user_to_customer.get(user_id) != replacing or replacing not in self.deleted:
+                    return Claim(False, self.generations.get(user_id, 0))
+                del self.user_to_customer[user_id]
+                self.claims.add(user_id)
+                self.generations[user_id] = self.generations.get(user_id, 0) + 1
+                return Claim(True, self.generations[user_id])
             won = user_id not in self.claims and user_id not in self.user_to_customer
             self.claims.add(user_id)
             return Claim(won, self.generations.get(user_id, 0))
@@ -111,16 +123,22 @@ class FakeStripeCustomers:
 class FakeSessions:
     checkout_calls: list[dict[str, Any]] = field(default_factory=list)
     portal_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Customers Stripe deleted: a session for one is ``resource_missing`` on ``customer``.
+    deleted_customers: set[str] = field(default_factory=set)
 
     def create_checkout_session(
         self, params: dict[str, Any], idempotency_key: str, stripe_version: str | None
     ) -> SessionLink:
         self.checkout_calls.append({"params": params, "key": idempotency_key, "version": stripe_version})
+        if params["customer"] in self.deleted_customers:
+            raise CustomerMissing()
         session_id = "cs_test_" + uuid.uuid4().hex
         return SessionLink(session_id, f"https://checkout.stripe.test/c/pay/{session_id}")
 
     def create_portal_session(self, params: dict[str, Any], idempotency_key: str) -> str:
         self.portal_calls.append({"params": params, "key": idempotency_key})
+        if params["customer"] in self.deleted_customers:
+            raise CustomerMissing()
         return "https://billing.stripe.test/p/session/" + uuid.uuid4().hex
 
 

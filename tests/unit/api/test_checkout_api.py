@@ -214,3 +214,19 @@ def test_get_plans_lists_the_resolved_catalog_publicly_and_cacheably(checkout_ap
         "max_quantity": 1,
     }
     assert "price" not in json.dumps(plans)  # no Stripe ids to tempt a client into sending them back
+
+
+def test_a_checkout_for_a_customer_stripe_deleted_replaces_it_and_succeeds(checkout_api: Invoke, world: World) -> None:
+    # Given the user's mapped customer no longer exists in Stripe (webhook not applied yet)
+    world.directory.link("user-alice", "cus_gone")
+    world.sessions.deleted_customers.add("cus_gone")
+    # When they check out
+    response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    # Then the session opens for a new customer created under the next generation, with a key of its own
+    assert response["statusCode"] == 200, response["body"]
+    first, second = world.sessions.checkout_calls
+    new = world.directory.customer_for_user("user-alice")
+    assert (first["params"]["customer"], second["params"]["customer"]) == ("cus_gone", new)
+    assert first["key"] != second["key"]
+    assert [c["key"] for c in world.customers.calls] == ["customer:user-alice:1"]
+    assert world.directory.deleted == {"cus_gone"}

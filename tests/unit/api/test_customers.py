@@ -313,3 +313,61 @@ def test_fifty_concurrent_first_requests_with_a_spent_first_key_still_create_one
     assert set(results) == {stripe.created[0]}
     assert {c["key"] for c in stripe.calls if not c.get("spent")} == {"customer:user-r:1"}
     assert len(mapping_items(billing_table)) == 2
+
+
+def reverse_item(table: str, customer_id: str) -> dict[str, Any]:
+    key = {"pk": {"S": f"CUSTOMER#{customer_id}"}, "sk": {"S": "USER"}}
+    item: dict[str, Any] = boto3.client("dynamodb").get_item(TableName=table, Key=key)["Item"]
+    return item
+
+
+def test_a_deleted_customer_is_replaced_under_the_next_generation_and_kept_as_history(
+    directory: DynamoCustomerDirectory, billing_table: str
+) -> None:
+    # Given a user whose customer Stripe deleted (the webhook's effect applied)
+    stripe = IdempotentFakeStripeCustomers()
+    old = ensure_customer(directory, stripe, "user-d", None)
+    directory.mark_deleted(old)
+    # Then the user counts as having no customer
+    assert directory.customer_for_user("user-d") is None
+    # When the user's customer is next needed
+    new = ensure_customer(directory, stripe, "user-d", None)
+    # Then a new customer is created under the next generation's key (the old key would replay the deleted one),
+    # the user is relinked, and the old customer's item stays as deleted history
+    assert new != old
+    assert [c["key"] for c in stripe.calls] == ["customer:user-d:0", "customer:user-d:1"]
+    assert directory.lookup("user-d") == UserRecord(new, 1)
+    assert directory.user_for_customer(new) == "user-d"
+    assert reverse_item(billing_table, old)["user_id"] == {"S": "user-d"}
+    assert reverse_item(billing_table, old)["deleted"] == {"BOOL": True}
+
+
+def test_control_the_old_fixed_key_would_bring_the_deleted_customer_back(
+    directory: DynamoCustomerDirectory,
+) -> None:
+    # Given the same deletion, and a create that reuses the user's first key (Stripe replays it for 24 h)
+    stripe = IdempotentFakeStripeCustomers()
+    old = ensure_customer(directory, stripe, "user-d", None)
+    directory.mark_deleted(old)
+    # Then that create answers the deleted customer, and the directory refuses to link it again
+    assert stripe.create_customer("user-d", None, customer_idempotency_key("user-d", 0)) == old
+    with pytest.raises(errors.Conflict):
+        directory.link("user-d", old)
+
+
+def test_concurrent_checkouts_after_a_deletion_create_one_replacement(
+    directory: DynamoCustomerDirectory, billing_table: str
+) -> None:
+    # Given a user whose customer was deleted
+    stripe = IdempotentFakeStripeCustomers()
+    old = ensure_customer(directory, stripe, "user-dc", None)
+    directory.mark_deleted(old)
+    wait = CreationWait(total_seconds=3.0, poll_seconds=0.02)
+    # When 20 requests need the customer at once
+    results = run_concurrent_first_requests(
+        lambda: ensure_customer(directory, stripe, "user-dc", None, wait=wait), workers=20
+    )
+    # Then exactly one replacement exists and every request got it
+    assert len(stripe.created) == 2
+    assert set(results) == {stripe.created[1]}
+    assert directory.lookup("user-dc").generation == 1

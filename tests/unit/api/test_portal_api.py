@@ -45,3 +45,17 @@ def test_unknown_flows_and_fields_are_422(portal_api: Invoke, world: World, body
     response = portal_api("POST", "/portal/sessions", body=json.dumps(body), claims={"sub": "user-a"})
     assert response["statusCode"] == 422
     assert world.sessions.portal_calls == []
+
+
+def test_a_user_whose_customer_stripe_deleted_gets_404_not_an_upstream_error(portal_api: Invoke, world: World) -> None:
+    # Given Stripe deleted the user's customer and its webhook has not been applied yet
+    world.directory.link("user-a", "cus_a")
+    world.sessions.deleted_customers.add("cus_a")
+    # When the user opens the portal, Then "no billing account" (404), and the deletion is recorded
+    response = portal_api("POST", "/portal/sessions", claims={"sub": "user-a"})
+    assert response["statusCode"] == 404
+    assert "checkout" in json.loads(response["body"])["error"]["reason"]
+    assert world.directory.deleted == {"cus_a"}
+    # And the next attempt answers 404 from the mapping alone, with no Stripe call
+    assert portal_api("POST", "/portal/sessions", claims={"sub": "user-a"})["statusCode"] == 404
+    assert len(world.sessions.portal_calls) == 1
