@@ -26,6 +26,18 @@ INCOMPLETE_EXPIRY = 23 * 3600
 METER_DEDUP_WINDOW = 24 * 3600
 METER_PAST_LIMIT = 35 * DAY
 METER_FUTURE_LIMIT = 5 * 60
+
+
+def check_meter_timestamp(timestamp: int, now: float, param: str) -> None:
+    """Stripe's window for meter events: at most 35 days in the past and 5 minutes in the future."""
+    if timestamp < now - METER_PAST_LIMIT:
+        raise invalid("Timestamp must be within the past 35 days.", param=param, code="timestamp_too_far_in_past")
+    if timestamp > now + METER_FUTURE_LIMIT:
+        raise invalid(
+            "Timestamp must not be more than 5 minutes in the future.", param=param, code="timestamp_in_future"
+        )
+
+
 SESSION_TOKEN_TTL = 15 * 60
 # Codes Stripe reports asynchronously (v1.billing.meter.error_report_triggered / no_meter_found), not as a 400.
 ASYNC_METER_ERROR_CODES = frozenset(
@@ -1223,18 +1235,7 @@ class Billing:
         now = self.emu.clock.now()
         ts = event.get("timestamp")
         timestamp = int(now) if ts in (None, "") else int(ts)  # type: ignore[arg-type]
-        if timestamp < now - METER_PAST_LIMIT:
-            raise invalid(
-                "Timestamp must be within the past 35 days.",
-                param=param_prefix + "timestamp",
-                code="timestamp_too_far_in_past",
-            )
-        if timestamp > now + METER_FUTURE_LIMIT:
-            raise invalid(
-                "Timestamp must not be more than 5 minutes in the future.",
-                param=param_prefix + "timestamp",
-                code="timestamp_in_future",
-            )
+        check_meter_timestamp(timestamp, now, param_prefix + "timestamp")
         return meter, str(customer), value, timestamp
 
     def is_duplicate(self, identifier: str) -> bool:

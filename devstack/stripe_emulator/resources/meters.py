@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from devstack.stripe_emulator.billing import ASYNC_METER_ERROR_CODES, METER_FUTURE_LIMIT, METER_PAST_LIMIT
+from devstack.stripe_emulator.billing import ASYNC_METER_ERROR_CODES, check_meter_timestamp
 from devstack.stripe_emulator.errors import StripeError, invalid, missing_param
 from devstack.stripe_emulator.events import iso
 from devstack.stripe_emulator.forms import as_int
@@ -196,21 +196,8 @@ def register(emu: StripeEmulator) -> None:
 
     def _check_timestamp(ts: int | None, prefix: str) -> None:
         """The timestamp window is checked before anything else, so it fails the request even for bad events."""
-        if ts is None:
-            return
-        now = emu.clock.now()
-        if ts < now - METER_PAST_LIMIT:
-            raise invalid(
-                "Timestamp must be within the past 35 days.",
-                param=prefix + "timestamp",
-                code="timestamp_too_far_in_past",
-            )
-        if ts > now + METER_FUTURE_LIMIT:
-            raise invalid(
-                "Timestamp must not be more than 5 minutes in the future.",
-                param=prefix + "timestamp",
-                code="timestamp_in_future",
-            )
+        if ts is not None:
+            check_meter_timestamp(ts, emu.clock.now(), prefix + "timestamp")
 
     def v2_stream(req: Request) -> Obj:
         events = req.params.get("events")
