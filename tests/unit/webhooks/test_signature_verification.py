@@ -136,3 +136,14 @@ def test_rotation_two_v1_signatures_and_either_secret_are_accepted() -> None:
 def test_tolerance_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="tolerance"):
         verify_signature(b"{}", "t=1,v1=" + "0" * 64, ["k"], 0, NOW)
+
+
+@pytest.mark.parametrize("stamp", ["1790000000\u00b2", "\u00b9790000000", "1790000000\u2070", "\uff11790000000"])
+def test_non_ascii_digits_in_the_timestamp_are_rejected_not_a_5xx(stamp: str) -> None:
+    # Given a header whose `t` holds characters str.isdigit() accepts but int() may refuse (superscripts)
+    key = secret()
+    raw = body(random.Random(11))
+    sig = sign(raw, key, NOW).split(",")[1]
+    # When verifying / Then it is a plain rejection (400), never another exception (which would be a 5xx)
+    with pytest.raises(SignatureRejected):
+        verify_signature(raw, f"t={stamp},{sig}", [key], TOLERANCE, NOW)

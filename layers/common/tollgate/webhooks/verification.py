@@ -37,7 +37,8 @@ def parse_signature_header(header: str | None) -> tuple[int, list[str]]:
         elif key == "v1":
             signatures.append(value)
         # v0 and unknown schemes never count
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or len(timestamps[0]) > 12:
+    # isascii(): str.isdigit() also accepts digits int() refuses (e.g. superscripts), which would raise a 5xx.
+    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()) or len(timestamps[0]) > 12:
         raise SignatureRejected("malformed_timestamp")
     valid = [s for s in signatures if len(s) == 64 and set(s) <= _HEX]
     if not valid:
