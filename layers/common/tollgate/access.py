@@ -19,7 +19,10 @@ class AccessPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessPolicy:
-        return cls(past_due_grace_seconds=settings.past_due_grace_days * DAY)
+        return cls(
+            past_due_grace_seconds=settings.past_due_grace_days * DAY,
+            allow_incomplete=settings.allow_incomplete_access,
+        )
 
 
 @dataclass(frozen=True, slots=True)

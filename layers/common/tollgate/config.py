@@ -85,6 +85,8 @@ class Settings(BaseModel):
     portal_return_url: str | None = None
     portal_configuration_id: str | None = None
     past_due_grace_days: Annotated[int, Field(ge=0, le=60)] = 7
+    # An incomplete subscription (first payment pending, e.g. 3-D Secure) is denied unless the product opts in.
+    allow_incomplete_access: bool = False
     # Stripe transport. The SDK's defaults (80 s, 2 retries) do not fit API Gateway's 30 s.
     stripe_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 5.0
     stripe_max_network_retries: Annotated[int, Field(ge=0, le=5)] = 2
@@ -161,6 +163,7 @@ class Settings(BaseModel):
             "portal_return_url": environ.get("PORTAL_RETURN_URL"),
             "portal_configuration_id": environ.get("PORTAL_CONFIGURATION_ID"),
             "past_due_grace_days": environ.get("PAST_DUE_GRACE_DAYS", "7"),
+            "allow_incomplete_access": environ.get("ALLOW_INCOMPLETE_ACCESS", "false"),
             "stripe_timeout_seconds": environ.get("STRIPE_TIMEOUT_SECONDS", "5"),
             "stripe_max_network_retries": environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"),
             "stripe_api_base": environ.get("STRIPE_API_BASE"),

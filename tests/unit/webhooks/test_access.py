@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate.access import DAY, AccessPolicy, decide_access
+from tollgate.access import DAY, AccessDecision, AccessPolicy, decide_access
 from tollgate.subscriptions.model import SubscriptionState
 
 NOW = 1_800_000_000
@@ -102,3 +102,19 @@ def test_policy_reads_grace_days_from_settings() -> None:
 
     settings = Settings(table_name="t-x", stripe_secret_arn="arn", past_due_grace_days=3)
     assert AccessPolicy.from_settings(settings).past_due_grace_seconds == 3 * DAY
+
+
+def test_policy_reads_incomplete_access_from_settings_and_environment() -> None:
+    from tollgate.config import Settings
+
+    # Given the default configuration and one that opts in through the environment
+    default = Settings(table_name="t-x", stripe_secret_arn="arn")
+    opted_in = Settings.from_environment(
+        {"TABLE_NAME": "t-x", "STRIPE_SECRET_ARN": "arn", "ALLOW_INCOMPLETE_ACCESS": "true"}
+    )
+    # When deciding an incomplete subscription / Then it is denied by default and allowed once configured
+    s = state(status="incomplete")
+    assert decide_access(s, NOW, AccessPolicy.from_settings(default)).allowed is False
+    assert decide_access(s, NOW, AccessPolicy.from_settings(opted_in)) == AccessDecision(
+        True, "incomplete_allowed", None
+    )
