@@ -10,7 +10,6 @@ Both answer per identifier with a :class:`Delivery`. A bare 429 is not retried b
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -83,11 +82,6 @@ def classify(exc: stripe.StripeError) -> SendResult:
     return SendResult(Delivery.RETRY, f"stripe_{type(exc).__name__}")
 
 
-def _idempotency_key(prefix: str, identifiers: Sequence[str]) -> str:
-    digest = hashlib.sha256("\n".join(identifiers).encode()).hexdigest()[:48]
-    return f"tollgate-{prefix}-{digest}"
-
-
 class StreamTransport:
     """v2 meter event streams with a cached session token."""
 
@@ -150,15 +144,14 @@ class StreamTransport:
             }
             for e in chunk
         ]
-        key = _idempotency_key("stream", [e.identifier for e in chunk])
+        # No idempotency key of our own: Stripe saves a 500 under a key and replays it for 24 h, so a key fixed by
+        # the events would fail every redelivery. The identifier deduplicates; the SDK keys its own retries.
         client = self._stripe_client()
         for attempt in range(2):
             token = self._session_token(client, renew=attempt > 0)
             try:
                 self.requests_sent += 1
-                client.v2.billing.meter_event_stream.create(
-                    {"events": events}, {"api_key": token, "idempotency_key": key}
-                )
+                client.v2.billing.meter_event_stream.create({"events": events}, {"api_key": token})
                 return
             except (stripe.TemporarySessionExpiredError, stripe.AuthenticationError):
                 if attempt:
@@ -187,8 +180,7 @@ class V1Transport:
                         "identifier": event.identifier,
                         "payload": event.payload(),
                         "timestamp": event.timestamp,
-                    },
-                    {"idempotency_key": _idempotency_key("event", [event.identifier])},
+                    }
                 )
                 results[event.identifier] = SendResult(Delivery.ACCEPTED)
             except stripe.StripeError as exc:
