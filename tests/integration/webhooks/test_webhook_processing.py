@@ -250,3 +250,37 @@ def test_crash_after_commit_republishes_the_transition_on_retry(h: Harness) -> N
     assert h.deliver(event).result == "duplicate"
     assert h.repository.applied == ["evt_1TestSubUpdated0001"]
     assert h.bus.names() == ["subscription.activated"]
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda o: o.pop("customer"),  # InvalidRequest from the handler
+        lambda o: o.pop("id"),  # KeyError
+        lambda o: o.update(items={"data": "not-a-list"}),  # mistyped field
+    ],
+    ids=["no_customer", "no_id", "mistyped_items"],
+)
+def test_signed_but_unusable_snapshot_is_acknowledged_without_writes(
+    h: Harness, billing_table: str, breakage: Any
+) -> None:
+    # Given a validly signed subscription event whose object cannot be projected
+    event = sub_event("evt_unusable", 100)
+    breakage(event["data"]["object"])
+    # When it is delivered (twice: Stripe would retry any non-2xx for 3 days)
+    outcomes = [h.deliver(event).result for _ in range(2)]
+    # Then it is acknowledged as unprocessable, and nothing was written or announced
+    assert outcomes == ["unprocessable", "unprocessable"]
+    assert h.repository.applied == []
+    assert h.bus.events == []
+    assert boto3.client("dynamodb").scan(TableName=billing_table)["Items"] == []
+
+
+def test_signed_but_unusable_thin_event_is_acknowledged_and_its_lease_released(h: Harness, billing_table: str) -> None:
+    # Given a signed thin event without its related object (the leased path)
+    event = load_event("v2.billing.pricing_plan_subscription.servicing_activated")
+    event.pop("related_object")
+    # When it is delivered / Then 2xx-ignored, no lease left behind, nothing fetched
+    assert h.deliver(event).result == "unprocessable"
+    assert boto3.client("dynamodb").scan(TableName=billing_table)["Items"] == []
+    assert h.stripe.fetches == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,13 +98,26 @@ class WebhookService:
             metrics.add_metric(name="WebhookUnhandledType", unit=MetricUnit.Count, value=1)
             logger.info("event type not handled", event_id=event.id, event_type=event.type)
             return Outcome("unhandled_type", event.id)
-        if self.one_write_path and handler not in FETCHING_HANDLERS and isinstance(event, SnapshotEvent):
+        one_write = self.one_write_path and handler not in FETCHING_HANDLERS and isinstance(event, SnapshotEvent)
+        try:
+            return self._dispatch(event, _refusing_unprocessable(handler), delivery.remaining_ms, one_write)
+        except Unprocessable:
+            # Signed by Stripe but not something we can ever apply (e.g. an object without its customer): a non-2xx
+            # would only make Stripe retry it for 3 days. Acknowledge, count, log the ids; nothing was written.
+            metrics.add_metric(name="WebhookUnprocessable", unit=MetricUnit.Count, value=1)
+            logger.warning("signed event cannot be applied", event_id=event.id, event_type=event.type)
+            return Outcome("unprocessable", event.id)
+
+    def _dispatch(
+        self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], remaining_ms: int, one_write: bool
+    ) -> Outcome:
+        if one_write and isinstance(event, SnapshotEvent):
             effects = handler(event, self.context)
             if len(effects.writes) == 1 and effects.customer_deleted is None and effects.meter_error is None:
                 outcome = self._process_one_write(event, effects)
                 if outcome is not None:
                     return outcome
-        return self._process_once(event, handler, delivery.remaining_ms)
+        return self._process_once(event, handler, remaining_ms)
 
     def _process_one_write(self, event: SnapshotEvent, effects: Effects) -> Outcome | None:
         """A snapshot event with one state write: that conditional write IS the commit (1 DynamoDB call).
@@ -248,6 +262,26 @@ class WebhookService:
                     )
                 )
         return 1 if outcome is WriteOutcome.APPLIED else 0
+
+
+class Unprocessable(Exception):
+    """The handler found the signed event's object unusable (missing or mistyped fields): never retryable."""
+
+
+def _refusing_unprocessable(
+    handler: Callable[[Any, HandlerContext], Effects],
+) -> Callable[[Any, HandlerContext], Effects]:
+    """Handlers only read the event (and Stripe, whose failures are TollgateErrors that must stay retryable): a
+    lookup or type error, or an InvalidRequest they raise, means the payload itself is unusable."""
+
+    @functools.wraps(handler)
+    def run(event: Any, ctx: HandlerContext) -> Effects:
+        try:
+            return handler(event, ctx)
+        except (errors.InvalidRequest, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise Unprocessable(type(exc).__name__) from None
+
+    return run
 
 
 def raw_body(event: Mapping[str, Any]) -> bytes:
