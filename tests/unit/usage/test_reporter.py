@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tollgate.errors import ConfigurationError
 from tollgate.usage.reporter import Outcome, UsageReporter
 from tollgate.usage.transport import Delivery, SendResult
 
@@ -223,3 +224,26 @@ def test_stripe_accepted_but_the_ledger_write_failed_is_never_counted_twice(part
         assert parking.parked[-1].reason == "needs_reconciliation"
         assert metrics.values["UsageNeedsReconciliation"] == 1
         assert metrics.values["UsageParked"] == 1
+
+
+class UnreadableKeyTransport(FakeTransport):
+    """Stripe cannot even be called: the composition root failed to read the API key from Secrets Manager."""
+
+    def send(self, events):  # type: ignore[no-untyped-def]
+        self.requests.append(list(events))
+        raise ConfigurationError("the Stripe secret could not be read")
+
+
+def test_a_transport_that_cannot_reach_stripe_retries_the_sendable_and_still_parks_the_bad(parts) -> None:  # type: ignore[no-untyped-def]
+    # Given Stripe unreachable for the whole batch (the key cannot be read) and a batch with a malformed sibling
+    ledger, _, directory, parking, metrics = parts
+    parts = (ledger, UnreadableKeyTransport(), directory, parking, metrics)
+    # When the batch is reported
+    outcomes = reporter(parts).report([record(usage("ok"), "m1"), record("{not json", "m2")])
+    # Then the valid record is a batch-item failure (still claimable), and the malformed one is parked now, with
+    # its reason, instead of failing the whole invocation and reaching the DLQ later without one
+    assert outcomes["m1"].retry
+    assert outcomes["m2"].outcome is Outcome.PARKED
+    assert [p.reason for p in parking.parked] == ["invalid_json"]
+    assert ledger.items["ok"]["status"] == "PENDING"
+    assert metrics.values["UsageRetried"] == 1

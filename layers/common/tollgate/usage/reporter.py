@@ -27,7 +27,7 @@ from tollgate.errors import TollgateError
 from tollgate.observability import logger
 from tollgate.usage.contract import MalformedUsage, UsageMessage, meter_identifier, parse_usage_message
 from tollgate.usage.ledger import SETTLE_SLICE, Claim, LedgerEntry, LedgerStatus, Settled, UsageLedger
-from tollgate.usage.transport import Delivery, MeterEvent, MeterTransport
+from tollgate.usage.transport import Delivery, MeterEvent, MeterTransport, SendResult
 
 #: Stripe accepts timestamps from the past 35 days up to 5 minutes ahead; keep a margin for the time in flight.
 PAST_LIMIT_SECONDS = 35 * 86_400 - 600
@@ -283,10 +283,18 @@ class UsageReporter:
     def _send(self, claimed: Sequence[_Claimed], outcomes: dict[str, RecordOutcome], park: Callable[..., None]) -> None:
         if not claimed:
             return
-        results = {}
+        results: dict[str, SendResult] = {}
         step = self._transport.max_batch
         for start in range(0, len(claimed), step):
-            results.update(self._transport.send([c.event for c in claimed[start : start + step]]))
+            events = [c.event for c in claimed[start : start + step]]
+            try:
+                results.update(self._transport.send(events))
+            except TollgateError as exc:
+                # Stripe not callable at all (e.g. the key unreadable): these retry, and the batch's parked
+                # siblings are still parked with their reasons instead of failing the whole invocation.
+                logger.warning("meter transport unavailable", error_type=type(exc).__name__, events=len(events))
+                unavailable = SendResult(Delivery.RETRY, "stripe_unavailable")
+                results.update(dict.fromkeys((e.identifier for e in events), unavailable))
         settle: list[Settled] = []
         final: dict[str, tuple[_Claimed, Outcome, str | None]] = {}
         for group in claimed:
