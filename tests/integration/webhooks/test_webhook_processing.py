@@ -284,3 +284,33 @@ def test_signed_but_unusable_thin_event_is_acknowledged_and_its_lease_released(h
     assert h.deliver(event).result == "unprocessable"
     assert boto3.client("dynamodb").scan(TableName=billing_table)["Items"] == []
     assert h.stripe.fetches == 0
+
+
+def test_the_lease_ends_within_the_invocation_even_after_a_slow_start(h: Harness, billing_table: str) -> None:
+    # Given an invocation with 6 s left whose signing secrets take 4 s to load (a cold Secrets Manager read)
+    started = h.clock.now
+    keys = list(h.secrets)
+
+    def slow_secrets() -> list[str]:
+        h.clock.now += 4
+        return keys
+
+    h.service.signing_secrets = slow_secrets
+    h.repository.before_write = lambda _: (_ for _ in ()).throw(Crash())
+    # When the leased attempt claims the event and then times out before committing
+    with pytest.raises(Crash):
+        h.deliver(leased_event(h), remaining_ms=6000)
+    # Then its lease ends no later than the invocation did (not 5 s after the late claim)
+    event_id = load_event("checkout.session.completed")["id"]
+    item = boto3.client("dynamodb").get_item(
+        TableName=billing_table, Key={"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": "EVENT"}}
+    )["Item"]
+    assert int(item["lease_expires_at"]["N"]) <= started + 6
+
+
+def test_no_lease_is_taken_without_a_second_of_invocation_left(h: Harness, billing_table: str) -> None:
+    # Given an invocation about to time out / When a leased event arrives
+    with pytest.raises(errors.Conflict):
+        h.deliver(leased_event(h), remaining_ms=900)
+    # Then nothing was claimed (a lease would outlive the invocation) and Stripe retries
+    assert boto3.client("dynamodb").scan(TableName=billing_table)["Items"] == []

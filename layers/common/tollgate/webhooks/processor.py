@@ -75,6 +75,8 @@ class WebhookService:
     expected_livemode: Callable[[], bool | None] = lambda: None
 
     def receive(self, delivery: Delivery) -> Outcome:
+        # The invocation ends at a fixed time: everything spent before the claim (secrets, a tie) shortens the lease.
+        ends_at = self.clock() + delivery.remaining_ms / 1000
         if len(delivery.body) > self.max_body_bytes:
             metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
             raise errors.PayloadTooLarge()
@@ -100,7 +102,7 @@ class WebhookService:
             return Outcome("unhandled_type", event.id)
         one_write = self.one_write_path and handler not in FETCHING_HANDLERS and isinstance(event, SnapshotEvent)
         try:
-            return self._dispatch(event, _refusing_unprocessable(handler), delivery.remaining_ms, one_write)
+            return self._dispatch(event, _refusing_unprocessable(handler), ends_at, one_write)
         except Unprocessable:
             # Signed by Stripe but not something we can ever apply (e.g. an object without its customer): a non-2xx
             # would only make Stripe retry it for 3 days. Acknowledge, count, log the ids; nothing was written.
@@ -109,7 +111,7 @@ class WebhookService:
             return Outcome("unprocessable", event.id)
 
     def _dispatch(
-        self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], remaining_ms: int, one_write: bool
+        self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], ends_at: float, one_write: bool
     ) -> Outcome:
         if one_write and isinstance(event, SnapshotEvent):
             effects = handler(event, self.context)
@@ -117,7 +119,7 @@ class WebhookService:
                 outcome = self._process_one_write(event, effects)
                 if outcome is not None:
                     return outcome
-        return self._process_once(event, handler, remaining_ms)
+        return self._process_once(event, handler, ends_at)
 
     def _process_one_write(self, event: SnapshotEvent, effects: Effects) -> Outcome | None:
         """A snapshot event with one state write: that conditional write IS the commit (1 DynamoDB call).
@@ -164,13 +166,19 @@ class WebhookService:
         return Outcome("duplicate" if result.outcome is WriteOutcome.ALREADY_APPLIED else "stale", event.id)
 
     def _process_once(
-        self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], remaining_ms: int
+        self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], ends_at: float
     ) -> Outcome:
         started = self.clock()
-        lease_seconds = max(1, (remaining_ms - LEASE_SAFETY_MS) // 1000)
-        deadline = started + min(self.in_progress_wait_seconds, max(0.0, (remaining_ms - 2 * LEASE_SAFETY_MS) / 1000))
+        # An absolute lease end inside the invocation, whenever the claim succeeds (also after waiting).
+        lease_until = int(ends_at - LEASE_SAFETY_MS / 1000)
+        if lease_until <= started:
+            # Not enough of the invocation left to hold a lease at all: claim nothing, let Stripe retry.
+            raise errors.Conflict("too little invocation time left")
+        deadline = started + min(
+            self.in_progress_wait_seconds, max(0.0, ends_at - started - 2 * LEASE_SAFETY_MS / 1000)
+        )
         while True:
-            claim = self.ledger.claim(event.id, event.type, int(self.clock()) + lease_seconds)
+            claim = self.ledger.claim(event.id, event.type, lease_until)
             if claim.status is ClaimStatus.COMPLETED:
                 metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
                 return Outcome("duplicate", event.id)
