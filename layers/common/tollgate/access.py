@@ -43,21 +43,34 @@ def decide_access(  # noqa: PLR0911 - one return per rule reads as the policy ta
     if state.kind == "pricing_plan_subscription":
         return _pricing_plan_access(state, now, policy)
     status = state.status
+    ends = _scheduled_end(state)
     if status in ("active", "trialing"):
         if state.cancel_at_period_end or state.cancel_at is not None:
-            ends = state.cancel_at if state.cancel_at is not None else state.current_period_end
             if ends is not None and now >= ends:
                 return AccessDecision(False, "canceled_period_ended", None)
             return AccessDecision(True, "cancel_at_period_end", ends)
         return AccessDecision(True, status, None)
     if status == "past_due":
-        return _within_grace(state, now, policy)
+        # A customer may schedule the cancellation while a renewal is failing: grace never outlasts it.
+        if ends is not None and now >= ends:
+            return AccessDecision(False, "canceled_period_ended", None)
+        grace = _within_grace(state, now, policy)
+        if grace.allowed and ends is not None and grace.until is not None and ends < grace.until:
+            return AccessDecision(True, grace.reason, ends)
+        return grace
     if status == "incomplete":
         if policy.allow_incomplete:
             return AccessDecision(True, "incomplete_allowed", None)
         return AccessDecision(False, "incomplete", None)
     # unpaid, paused, incomplete_expired, canceled
     return AccessDecision(False, status, None)
+
+
+def _scheduled_end(state: SubscriptionState) -> int | None:
+    """When a scheduled cancellation takes effect (``cancel_at`` wins over the period end), or None."""
+    if state.cancel_at is not None:
+        return state.cancel_at
+    return state.current_period_end if state.cancel_at_period_end else None
 
 
 def _within_grace(state: SubscriptionState, now: int, policy: AccessPolicy) -> AccessDecision:

@@ -118,3 +118,37 @@ def test_policy_reads_incomplete_access_from_settings_and_environment() -> None:
     assert decide_access(s, NOW, AccessPolicy.from_settings(opted_in)) == AccessDecision(
         True, "incomplete_allowed", None
     )
+
+
+def test_past_due_grace_never_outlasts_a_scheduled_cancellation() -> None:
+    # Given a failing renewal 2 days into a weekly period, which the customer then cancels at period end
+    s = state(
+        status="past_due",
+        current_period_start=NOW - 2 * DAY,
+        current_period_end=NOW + 5 * DAY - 3600,
+        cancel_at_period_end=True,
+    )
+    # When deciding inside the grace period, and after the period ended but before the grace would have
+    inside = decide_access(s, NOW, POLICY)
+    after = decide_access(s, NOW + 5 * DAY - 60, POLICY)
+    # Then access lasts until the cancellation, not until the grace end
+    assert (inside.allowed, inside.reason, inside.until) == (True, "past_due_grace", NOW + 5 * DAY - 3600)
+    assert (after.allowed, after.reason) == (False, "canceled_period_ended")
+
+
+def test_a_past_due_subscription_past_its_cancel_at_is_denied() -> None:
+    s = state(status="past_due", current_period_start=NOW - DAY, cancel_at=NOW - 60)
+    assert decide_access(s, NOW, POLICY) == AccessDecision(False, "canceled_period_ended", None)
+
+
+def test_a_canceled_subscription_is_denied_even_before_its_period_would_have_ended() -> None:
+    # Given a subscription canceled immediately (status canceled), its last period still running
+    s = state(status="canceled", current_period_end=NOW + 20 * DAY, cancel_at_period_end=True)
+    # Then access ends with the cancellation: only cancel_at_period_end on a live subscription keeps it
+    assert decide_access(s, NOW, POLICY) == AccessDecision(False, "canceled", None)
+
+
+def test_a_trialing_subscription_set_to_cancel_keeps_access_until_the_trial_period_ends() -> None:
+    s = state(status="trialing", trial_end=NOW + 3 * DAY, current_period_end=NOW + 3 * DAY, cancel_at_period_end=True)
+    assert decide_access(s, NOW, POLICY) == AccessDecision(True, "cancel_at_period_end", NOW + 3 * DAY)
+    assert decide_access(s, NOW + 3 * DAY, POLICY).allowed is False
