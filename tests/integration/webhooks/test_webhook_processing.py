@@ -189,6 +189,27 @@ def test_no_signing_secret_fails_closed_with_5xx(h: Harness) -> None:
         h.deliver(load_event("customer.subscription.updated"), secret="anything")
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_signing_secret_fails_closed_instead_of_verifying_with_it(h: Harness, blank: str) -> None:
+    # Given a secret whose webhook_secrets holds only an empty placeholder
+    h.secrets[:] = [blank]
+    # When a forger signs with that (publicly guessable) empty key
+    event = load_event("customer.subscription.updated")
+    # Then nothing is verified against it: 5xx (fail closed), nothing applied
+    with pytest.raises(errors.ConfigurationError):
+        h.deliver(event, secret=blank)
+    assert h.repository.applied == []
+
+
+def test_a_blank_entry_beside_a_real_secret_is_ignored(h: Harness) -> None:
+    real = h.secrets[0]
+    h.secrets[:] = ["", real]
+    event = load_event("customer.subscription.updated")
+    with pytest.raises(errors.InvalidRequest):
+        h.deliver(event, secret="")
+    assert h.deliver(event, secret=real).result == "applied"
+
+
 def leased_event(h: Harness) -> dict[str, Any]:
     """checkout.session.completed reads the subscription from Stripe, so it always runs under a lease."""
     sub = load_event("customer.subscription.updated")["data"]["object"]

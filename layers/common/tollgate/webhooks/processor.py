@@ -80,7 +80,8 @@ class WebhookService:
         if len(delivery.body) > self.max_body_bytes:
             metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
             raise errors.PayloadTooLarge()
-        secrets = self.signing_secrets()
+        # A blank entry (an empty placeholder in the secret) is no secret: an HMAC under it is forgeable by anyone.
+        secrets = [s for s in self.signing_secrets() if s.strip()]
         if not secrets:
             raise errors.ConfigurationError("no webhook signing secret configured")  # fail closed: 5xx
         try:

@@ -50,7 +50,7 @@ def verify_signature(raw_body: bytes, header: str | None, secrets: Sequence[str]
     """Return the index of the secret that signed the body; raise SignatureRejected otherwise."""
     if tolerance <= 0:
         raise ValueError("a webhook tolerance of 0 disables replay protection")
-    if not secrets:
+    if not secrets or any(not secret.strip() for secret in secrets):
         raise ValueError("no signing secret configured")  # callers fail closed before reaching this
     timestamp, signatures = parse_signature_header(header)
     if abs(now - timestamp) > tolerance:
