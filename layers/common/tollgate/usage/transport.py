@@ -124,11 +124,12 @@ class StreamTransport:
             self._post(chunk)
         except stripe.StripeError as exc:
             outcome = classify(exc)
-            if outcome.delivery is not Delivery.REJECTED or outcome.reason in DUPLICATE_CODES:
+            if outcome.delivery is Delivery.RETRY:
                 return dict.fromkeys((e.identifier for e in chunk), outcome)
             if len(chunk) == 1:
                 return {chunk[0].identifier: outcome}
-            # One bad event fails the whole request: bisect to find it, so its siblings still get recorded.
+            # One bad or already-recorded event fails the whole request: bisect to find it, so its siblings still
+            # get recorded (marking them all duplicate would settle events Stripe never received).
             middle = len(chunk) // 2
             return {**self._send_chunk(chunk[:middle]), **self._send_chunk(chunk[middle:])}
         # v2 streams accept a repeated identifier and drop it: "accepted" covers both.
