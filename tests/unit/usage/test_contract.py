@@ -58,7 +58,7 @@ def test_a_valid_message_parses() -> None:
         (json.dumps(usage("u", occurred_at=1.5e9)), "invalid_occurred_at"),
         (json.dumps(usage("u", dimensions={"value": "9"})), "invalid_dimensions"),
         (json.dumps(usage("u", schema_version=2)), "invalid_schema_version"),
-        (json.dumps(usage("u", surprise=1)), "invalid_surprise"),
+        (json.dumps(usage("u", surprise=1)), "invalid_unknown_field"),
         (json.dumps(usage("u", dimensions={"pad": "x" * 100})) + " " * MAX_MESSAGE_BYTES, "oversize"),
     ],
 )
@@ -80,3 +80,19 @@ def test_identifier_is_deterministic_and_specific_to_content() -> None:
     assert usage_id_from_identifier(first.meter_identifier()) == "u-42"
     assert len(meter_identifier("u" * 80, "f" * 64)) <= 100
     assert usage_id_from_identifier("mev_random") is None
+
+
+def test_a_malformed_message_puts_no_producer_text_in_its_reason_or_usage_id() -> None:
+    # Given a malformed message whose usage id and an unknown key carry personal data (the reason and the usage id
+    # are logged and become DLQ message attributes)
+    body = usage("alice@example.com", value=-1)
+    body["alice@example.com"] = "x"
+    # When it is parsed / Then the reason names only contract fields and the invalid usage id is dropped
+    with pytest.raises(MalformedUsage) as refused:
+        parse_usage_message(json.dumps(body))
+    assert refused.value.reason == "invalid_unknown_field+usage_id+value"
+    assert refused.value.usage_id is None
+    # And a valid usage id of an otherwise malformed message is kept, to find the record
+    with pytest.raises(MalformedUsage) as kept:
+        parse_usage_message(json.dumps(usage("u-7", value=-1)))
+    assert kept.value.usage_id == "u-7"

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -130,13 +131,32 @@ def parse_usage_message(body: str | bytes) -> UsageMessage:
         raise MalformedUsage("invalid_json") from None
     if not isinstance(decoded, dict):
         raise MalformedUsage("not_an_object")
-    usage_id = decoded.get("usage_id") if isinstance(decoded.get("usage_id"), str) else None
     try:
         return UsageMessage.model_validate(decoded)
     except ValidationError as exc:
+        raise MalformedUsage(invalid_reason(exc), usage_id=valid_usage_id(decoded.get("usage_id"))) from None
+
+
+def invalid_reason(exc: ValidationError) -> str:
+    """``invalid_`` + the contract's field names at fault. Producer text (an unknown key) never appears: the
+    reason is logged and becomes a DLQ message attribute, which must hold neither payload nor arbitrary text."""
+    fields: set[str] = set()
+    for err in exc.errors():
         # An error without a location comes from the model-level rule: the customer reference.
-        fields = sorted({str(err["loc"][0]) if err["loc"] else "customer" for err in exc.errors()})
-        raise MalformedUsage("invalid_" + "+".join(fields), usage_id=usage_id) from None
+        name = str(err["loc"][0]) if err["loc"] else "customer"
+        fields.add(name if name in UsageMessage.model_fields or not err["loc"] else "unknown_field")
+    return "invalid_" + "+".join(sorted(fields))
+
+
+_USAGE_ID = TypeAdapter(UsageId)
+
+
+def valid_usage_id(value: Any) -> str | None:
+    """The message's usage id when it is a valid one (it is logged and kept as an attribute), else None."""
+    try:
+        return _USAGE_ID.validate_python(value, strict=True)
+    except ValidationError:
+        return None
 
 
 def usage_message_json_schema() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from tollgate.usage.contract import MAX_MESSAGE_BYTES, UsageMessage
+from tollgate.usage.contract import MAX_MESSAGE_BYTES, UsageMessage, invalid_reason, valid_usage_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -46,9 +46,8 @@ class UsageProducer:
             try:
                 message = record if isinstance(record, UsageMessage) else UsageMessage.model_validate(dict(record))
             except ValidationError as exc:
-                usage_id = record.get("usage_id") if isinstance(record.get("usage_id"), str) else None  # type: ignore[union-attr]
-                fields = sorted({str(e["loc"][0]) if e["loc"] else "customer" for e in exc.errors()})
-                rejected.append(RejectedUsage(index, usage_id, "invalid_" + "+".join(fields), retryable=False))
+                usage_id = valid_usage_id(record.get("usage_id"))  # type: ignore[union-attr]
+                rejected.append(RejectedUsage(index, usage_id, invalid_reason(exc), retryable=False))
                 continue
             body = message.model_dump_json()
             if len(body.encode()) > MAX_MESSAGE_BYTES:
