@@ -68,3 +68,30 @@ def test_current_for_customer_prefers_the_live_subscription_and_joins_user_and_f
     assert (current.subscription_id, current.user_id, current.features) == ("sub_new", "u1", ("pro", "api"))
     assert len(repo.for_customer("cus_1")) == 2
     assert repo.current_for_customer("cus_unknown") is None
+
+
+def test_current_for_customer_prefers_a_subscription_that_grants_access_now(billing_table: str) -> None:
+    now = 1_800_000_000
+    repo = DynamoSubscriptionRepository(boto3.client("dynamodb"), billing_table, clock=lambda: now)
+    # Given an "active" subscription whose scheduled cancellation took effect an hour ago (its deletion event not
+    # yet in), and a newer one that is past_due, its renewal failed a day ago (inside the 7-day grace)
+    ended = StateWrite(
+        "cus_1",
+        "SUBSCRIPTION#sub_ended",
+        "subscription",
+        {"status": "active", "cancel_at_period_end": True, "current_period_end": now - 3600},
+        Watermark(now - 7200, 1, "evt_x"),
+    )
+    in_grace = StateWrite(
+        "cus_1",
+        "SUBSCRIPTION#sub_grace",
+        "subscription",
+        {"status": "past_due", "current_period_start": now - 86_400, "current_period_end": now - 3601 + 30 * 86_400},
+        Watermark(now - 60, 1, "evt_y"),
+    )
+    repo.write_if_newer(ended)
+    repo.write_if_newer(in_grace)
+    # When reading the current subscription / Then it is the one that still grants access, not the better status
+    current = repo.current_for_customer("cus_1")
+    assert current is not None
+    assert current.subscription_id == "sub_grace"

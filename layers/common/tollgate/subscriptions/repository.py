@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from botocore.exceptions import ClientError
 
 from tollgate import errors
+from tollgate.access import AccessPolicy, decide_access
 from tollgate.adapters.aws import aws_errors, error_code
 from tollgate.subscriptions.model import SUBSCRIPTION_STATUSES, SubscriptionState, Watermark
 
@@ -107,18 +108,37 @@ class SubscriptionRepository(Protocol):
     def write_if_newer(self, write: StateWrite) -> WriteResult: ...
 
 
-def pick_current(states: list[SubscriptionState]) -> SubscriptionState | None:
-    """The subscription that decides access: the best status, then the latest period end."""
+def pick_current(
+    states: list[SubscriptionState], now: int | None = None, policy: AccessPolicy | None = None
+) -> SubscriptionState | None:
+    """The subscription that decides access: one that grants access now (given ``now``), then the best status,
+    then the latest period end. Status alone misjudges e.g. an ``active`` subscription whose scheduled
+    cancellation already took effect (its deletion event not yet in) beside a ``past_due`` one still in grace."""
     if not states:
         return None
-    return min(states, key=lambda s: (_STATUS_RANK.get(s.status, 9), -(s.current_period_end or 0), s.subscription_id))
+
+    def denied(s: SubscriptionState) -> bool:
+        return now is not None and not decide_access(s, now, policy or AccessPolicy()).allowed
+
+    return min(
+        states,
+        key=lambda s: (denied(s), _STATUS_RANK.get(s.status, 9), -(s.current_period_end or 0), s.subscription_id),
+    )
 
 
 class DynamoSubscriptionRepository:
-    def __init__(self, client: DynamoDBClient, table_name: str, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        clock: Any = time.time,
+        access_policy: AccessPolicy | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._clock = clock
+        #: Only used to choose among several subscriptions; callers still decide access with their own policy.
+        self._policy = access_policy or AccessPolicy()
 
     def for_customer(self, customer_id: str) -> list[SubscriptionState]:
         items: list[dict[str, Any]] = []
@@ -144,7 +164,7 @@ class DynamoSubscriptionRepository:
         return states
 
     def current_for_customer(self, customer_id: str) -> SubscriptionState | None:
-        return pick_current(self.for_customer(customer_id))
+        return pick_current(self.for_customer(customer_id), int(self._clock()), self._policy)
 
     def write_if_newer(self, write: StateWrite) -> WriteResult:
         params = update_params(self._table, write, now=int(self._clock()))

@@ -59,10 +59,11 @@ class BillingStatusService:
     def from_container(cls, c: Container) -> BillingStatusService:
         from tollgate.subscriptions.repository import DynamoSubscriptionRepository
 
+        policy = AccessPolicy.from_settings(c.settings)
         return cls(
-            DynamoSubscriptionRepository(c.dynamodb, c.settings.table_name),
+            DynamoSubscriptionRepository(c.dynamodb, c.settings.table_name, access_policy=policy),
             c.customer_directory,
-            AccessPolicy.from_settings(c.settings),
+            policy,
         )
 
     def for_customer(self, customer_id: str | None) -> dict[str, Any]:
