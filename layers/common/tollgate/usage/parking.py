@@ -50,6 +50,9 @@ class DeadLetterParking:
                 failed.extend(r.message_id for r in chunk)
                 continue
             failed.extend(chunk[int(f["Id"])].message_id for f in answer.get("Failed", []))
+        unparked = set(failed)
         for record in records:
-            logger.warning("usage parked", reason=record.reason, usage_id=record.usage_id)
+            # Only what the dead-letter queue took: a refused record is retried, not parked.
+            if record.message_id not in unparked:
+                logger.warning("usage parked", reason=record.reason, usage_id=record.usage_id)
         return failed
