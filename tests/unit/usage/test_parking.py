@@ -15,13 +15,13 @@ from tollgate.usage.reporter import ParkedRecord
 class PartlyFailingQueue:
     """SendMessageBatch that refuses the entry with Id "1" of every batch."""
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         failed = [{"Id": "1", "SenderFault": False, "Code": "InternalError"}] if len(Entries) > 1 else []
         return {"Successful": [{"Id": e["Id"]} for e in Entries if e["Id"] != "1"], "Failed": failed}
 
 
 class DownQueue:
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessageBatch")
 
 
