@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 import stripe
 
@@ -13,10 +15,8 @@ DAY = 86400
 PREFIX = "v2.billing.pricing_plan_subscription."
 
 
-def test_pricing_plan_subscription_collection_and_servicing_transitions(
-    emu: StripeEmulator, client: stripe.StripeClient, hooks: Hooks
-) -> None:
-    # Given a pricing-plan subscription bought through Checkout
+def buy_pricing_plan(client: stripe.StripeClient) -> Any:
+    """A pricing-plan Checkout (preview version) paid on the hosted page; returns the session."""
     cs = client.v1.checkout.sessions.create(
         {
             "mode": "subscription",
@@ -31,6 +31,14 @@ def test_pricing_plan_subscription_collection_and_servicing_transitions(
         {"stripe_version": "2025-09-30.preview"},
     )
     requests.post(cs.url, data={"card": "4242424242424242"}, allow_redirects=False, timeout=10)
+    return cs
+
+
+def test_pricing_plan_subscription_collection_and_servicing_transitions(
+    emu: StripeEmulator, client: stripe.StripeClient, hooks: Hooks
+) -> None:
+    # Given a pricing-plan subscription bought through Checkout
+    buy_pricing_plan(client)
 
     def transitions() -> list[str]:
         return [n.type.removeprefix(PREFIX) for n in hooks.thin_notes() if n.type.startswith(PREFIX)]
@@ -69,20 +77,7 @@ def test_pricing_plan_subscription_collection_and_servicing_transitions(
 def test_recovered_payment_brings_collection_back_to_current(
     emu: StripeEmulator, client: stripe.StripeClient, hooks: Hooks
 ) -> None:
-    cs = client.v1.checkout.sessions.create(
-        {
-            "mode": "subscription",
-            "success_url": "https://x/ok",
-            "checkout_items": [
-                {
-                    "type": "pricing_plan_subscription_item",
-                    "pricing_plan_subscription_item": {"pricing_plan": "bpp_test_usage_pro"},
-                }
-            ],
-        },
-        {"stripe_version": "2025-09-30.preview"},
-    )
-    requests.post(cs.url, data={"card": "4242424242424242"}, allow_redirects=False, timeout=10)
+    cs = buy_pricing_plan(client)
     cus = client.v1.checkout.sessions.retrieve(cs.id).customer
     requests.post(emu.url + f"/_emulator/customers/{cus}/card", json={"card": "decline_on_charge"}, timeout=5)
     emu.clock.advance(31 * DAY)
