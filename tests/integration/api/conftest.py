@@ -14,6 +14,7 @@ import pytest
 
 from devstack.stripe_emulator import StripeEmulator
 from tests.support.events import FakeLambdaContext, http_api_event
+from tests.support.moto_clients import AtomicDynamoDB
 
 SUCCESS_URL = "https://app.example.test/billing/success?session_id={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "https://app.example.test/pricing"
@@ -78,6 +79,8 @@ def stack(emulator: StripeEmulator, billing_table: str, monkeypatch: pytest.Monk
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # The tests send up to 50 requests at once through one container; in-process moto needs each call made atomic.
+    fresh_container.dynamodb = AtomicDynamoDB(boto3.client("dynamodb"))
     return Stack(
         emulator, fresh_container, api_key, _invoker("functions.checkout.app"), _invoker("functions.portal.app")
     )

@@ -13,6 +13,7 @@ import stripe
 from stripe._http_client import HTTPClient
 
 from devstack.stripe_emulator import StripeEmulator
+from tests.support.moto_clients import AtomicDynamoDB
 from tests.support.template import load_template
 from tollgate.customers import DynamoCustomerDirectory
 from tollgate.observability import metrics
@@ -145,7 +146,8 @@ def stack(billing_table: str, emu: StripeEmulator, stripe_client: stripe.StripeC
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    dynamodb = boto3.client("dynamodb")
+    # The reporter makes up to 16 ledger calls at once; in-process moto needs each call made atomic.
+    dynamodb = AtomicDynamoDB(boto3.client("dynamodb"))
     yield UsageStack(
         sqs=sqs,
         dynamodb=dynamodb,

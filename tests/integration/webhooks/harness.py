@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
 from tollgate.domain_events import DomainEvent
 from tollgate.subscriptions.repository import DynamoSubscriptionRepository, StateWrite, WriteResult
@@ -29,30 +30,6 @@ def load_event(name: str) -> dict[str, Any]:
 
 def signing_secret() -> str:
     return "wh" + "sec_" + secrets.token_hex(16)
-
-
-class AtomicDynamoDB:
-    """A moto client whose operations are each atomic, as DynamoDB's are.
-
-    In-process moto evaluates a condition and then writes in plain Python, so two threads can both pass the same
-    condition; real DynamoDB serializes writes to an item. Our races (between our several calls) stay possible:
-    only each single call is made indivisible."""
-
-    _lock = threading.RLock()
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def atomic(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return atomic
 
 
 class StripeStandIn:

@@ -19,8 +19,9 @@ import stripe
 
 from devstack.stripe_emulator import StripeEmulator
 from tests.integration.webhooks.conftest import EMULATOR_KEY
-from tests.integration.webhooks.harness import AtomicDynamoDB, MeterErrors, RecordingBus, signing_secret
+from tests.integration.webhooks.harness import MeterErrors, RecordingBus, signing_secret
 from tests.support.events import FakeLambdaContext, http_api_event
+from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
 from tollgate.access import AccessPolicy
 from tollgate.customers import DynamoCustomerDirectory

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
 from tollgate.customers import (
     Claim,
@@ -45,28 +46,9 @@ class IdempotentFakeStripeCustomers:
             return self.by_key[idempotency_key]
 
 
-class SerialisedClient:
-    """In-process moto is not thread-safe (50 concurrent transactions raise ``dictionary changed size``); one lock
-    around each call gives the per-request atomicity DynamoDB has, so races stay between requests, not in moto."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
-
-
 @pytest.fixture
 def directory(billing_table: str) -> DynamoCustomerDirectory:
-    return DynamoCustomerDirectory(SerialisedClient(boto3.client("dynamodb")), billing_table)
+    return DynamoCustomerDirectory(AtomicDynamoDB(boto3.client("dynamodb")), billing_table)
 
 
 def mapping_items(table: str) -> list[dict[str, Any]]:
@@ -262,7 +244,7 @@ def test_a_spent_creation_key_moves_to_the_next_generation_so_the_retry_succeeds
 
 def test_control_a_fixed_creation_key_keeps_failing_the_retry(billing_table: str) -> None:
     # Given the same stored 500, with a key that never moves on
-    directory = FixedKeyDirectory(SerialisedClient(boto3.client("dynamodb")), billing_table)
+    directory = FixedKeyDirectory(AtomicDynamoDB(boto3.client("dynamodb")), billing_table)
     stripe = StripeStoringOneFailure()
     # When the user retries, Then Stripe replays the failure (for 24 h) and no customer exists
     assert attempt_twice(directory, stripe, "user-s") == ("503", "503")
@@ -281,7 +263,7 @@ def test_only_the_request_that_used_a_generation_moves_it_on(directory: DynamoCu
 
 
 def test_control_an_unconditional_bump_splits_concurrent_requests_onto_two_keys(billing_table: str) -> None:
-    directory = UnconditionalBumpDirectory(SerialisedClient(boto3.client("dynamodb")), billing_table)
+    directory = UnconditionalBumpDirectory(AtomicDynamoDB(boto3.client("dynamodb")), billing_table)
     # Given the same sequence with a bump that ignores which generation failed
     directory.claim_creation("user-g")
     directory.advance_generation("user-g", 0)
