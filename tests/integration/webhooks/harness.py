@@ -106,10 +106,10 @@ class CountingRepository(DynamoSubscriptionRepository):
         self.before_write: Callable[[StateWrite], None] | None = None
         self._lock = threading.Lock()
 
-    def write_if_newer(self, write: StateWrite) -> WriteResult:
+    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
         if self.before_write:
             self.before_write(write)
-        result = super().write_if_newer(write)
+        result = super().write_if_newer(write, publish_by=publish_by)
         if result.outcome.value == "applied":
             with self._lock:
                 self.applied.append(write.watermark.event_id)

@@ -244,7 +244,7 @@ class ArrivalOrderRepository:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def write_if_newer(self, write: StateWrite) -> WriteResult:
+    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
         client, table = self._inner._client, self._inner._table
         names = {f"#f{i}": k for i, k in enumerate(sorted(write.fields))}
         sets = [f"#f{i} = :f{i}" for i, k in enumerate(sorted(write.fields)) if write.fields[k] is not None]

@@ -120,8 +120,8 @@ def run_burst(h: Harness, trials: int, fanout: int) -> tuple[list[str], int, int
     commits: dict[str, int] = {}
     original = type(h.repository).write_if_newer
 
-    def recording_write(write: StateWrite) -> WriteResult:
-        result = original(h.repository, write)
+    def recording_write(write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
+        result = original(h.repository, write, publish_by=publish_by)
         if result.outcome.value == "applied":
             with lock:
                 commits[write.watermark.event_id] = next(sequence)

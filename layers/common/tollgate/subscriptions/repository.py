@@ -13,7 +13,7 @@ the answer, so callers learn the transition (for domain events) without an extra
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -24,6 +24,7 @@ from tollgate import errors
 from tollgate.access import AccessPolicy, decide_access
 from tollgate.adapters.aws import aws_errors, error_code
 from tollgate.subscriptions.model import SUBSCRIPTION_STATUSES, SubscriptionState, Watermark
+from tollgate.subscriptions.outbox import entry_attribute, entry_update, pending_in
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -49,15 +50,6 @@ _STATUS_RANK = {
     "canceled": 5,
     "incomplete_expired": 6,
 }
-
-
-#: Fields whose change makes a domain event (see tollgate.domain_events.subscription_transition).
-TRACKED_FIELDS = ("status", "gone", "cancel_at_period_end", "price_id", "quantity")
-
-
-def previous_fields(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The tracked fields as they were before the last write to this item."""
-    return {name: item.get(f"prev_{name}") for name in TRACKED_FIELDS}
 
 
 def customer_pk(customer_id: str) -> str:
@@ -105,7 +97,13 @@ class SubscriptionRepository(Protocol):
 
     def current_for_customer(self, customer_id: str) -> SubscriptionState | None: ...
 
-    def write_if_newer(self, write: StateWrite) -> WriteResult: ...
+    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult: ...
+
+    def clear_outbox(
+        self, customer_id: str, sort_key: str, *, settle: Mapping[str, int], remove: Sequence[str]
+    ) -> None: ...
+
+    def outbox_pending(self, customer_id: str, sort_key: str, event_id: str) -> bool: ...
 
 
 def pick_current(
@@ -166,8 +164,10 @@ class DynamoSubscriptionRepository:
     def current_for_customer(self, customer_id: str) -> SubscriptionState | None:
         return pick_current(self.for_customer(customer_id), int(self._clock()), self._policy)
 
-    def write_if_newer(self, write: StateWrite) -> WriteResult:
-        params = update_params(self._table, write, now=int(self._clock()))
+    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
+        """``publish_by``: for a subscription write, store its outbox entry (tollgate.subscriptions.outbox) in the
+        same UpdateItem, owned by an attempt that ends then. None writes no entry (nothing will be announced)."""
+        params = update_params(self._table, write, now=int(self._clock()), publish_by=publish_by)
         try:
             with aws_errors("subscriptions.write"):
                 answer = self._client.update_item(**params, ReturnValues="ALL_OLD")
@@ -178,6 +178,57 @@ class DynamoSubscriptionRepository:
             current = from_dynamo(raw) if raw else {}
             return WriteResult(classify_rejection(write, current), current)
         return WriteResult(WriteOutcome.APPLIED, from_dynamo(answer.get("Attributes", {})))
+
+    def clear_outbox(
+        self, customer_id: str, sort_key: str, *, settle: Mapping[str, int], remove: Sequence[str]
+    ) -> None:
+        """Shrink published entries of the current second to markers (``settle``: event id -> created) and remove
+        the rest (``remove``). Both are idempotent, so retries are safe."""
+        names: dict[str, str] = {}
+        values: dict[str, AttributeValueTypeDef] = {}
+        sets, removes = [], []
+        for i, (event_id, created) in enumerate(sorted(settle.items())):
+            names[f"#s{i}"], values[f":s{i}"] = entry_attribute(event_id), {"L": [{"N": str(created)}]}
+            sets.append(f"#s{i} = :s{i}")
+        for i, event_id in enumerate(sorted(set(remove) - set(settle))):
+            names[f"#r{i}"] = entry_attribute(event_id)
+            removes.append(f"#r{i}")
+        if not names:
+            return
+        expression = " ".join(
+            part
+            for part in ("SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "")
+            if part
+        )
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": customer_pk(customer_id)}, "sk": {"S": sort_key}},
+            "UpdateExpression": expression,
+            # Never create an item that holds nothing but a key.
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        try:
+            with aws_errors("subscriptions.clear_outbox"):
+                self._client.update_item(**params)
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def outbox_pending(self, customer_id: str, sort_key: str, event_id: str) -> bool:
+        """Whether the event's entry on the item still waits to be published (a marker does not)."""
+        with aws_errors("subscriptions.outbox_read"):
+            answer = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": customer_pk(customer_id)}, "sk": {"S": sort_key}},
+                ProjectionExpression="#ob",
+                ExpressionAttributeNames={"#ob": entry_attribute(event_id)},
+                ConsistentRead=True,
+            )
+        item = from_dynamo(answer.get("Item") or {})
+        return any(p.event_id == event_id for p in pending_in(item))
 
 
 def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOutcome:
@@ -194,8 +245,9 @@ def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOu
     return WriteOutcome.STALE
 
 
-def update_params(table: str, write: StateWrite, now: int) -> dict[str, Any]:
-    """A conditional UpdateItem: SET the given fields (REMOVE the None ones) if the watermark is newer."""
+def update_params(table: str, write: StateWrite, now: int, publish_by: int | None = None) -> dict[str, Any]:
+    """A conditional UpdateItem: SET the given fields (REMOVE the None ones) if the watermark is newer, plus the
+    write's outbox entry when it is a subscription write owned by an attempt that ends at ``publish_by``."""
     wm_attr = WATERMARK_ATTRIBUTE[write.aspect]
     names: dict[str, str] = {"#wm": wm_attr, "#updated_at": "updated_at"}
     values: dict[str, AttributeValueTypeDef] = {
@@ -212,13 +264,13 @@ def update_params(table: str, write: StateWrite, now: int) -> dict[str, Any]:
             values[f":f{i}"] = to_attribute(value)
             sets.append(f"#f{i} = :f{i}")
     if write.aspect == "subscription":
-        # Keep the fields a transition is judged on as they were before this write (SET operands read the old
-        # item), so a retry that finds its own write already committed can still tell what changed.
-        values[":absent"] = {"NULL": True}
-        for j, name in enumerate(TRACKED_FIELDS):
-            names[f"#t{j}"] = name
-            names[f"#p{j}"] = f"prev_{name}"
-            sets.append(f"#p{j} = if_not_exists(#t{j}, :absent)")
+        # The transition's before and after, stored with the state itself: published even if this attempt dies.
+        entry_sets, entry_names, entry_values = entry_update(
+            write.watermark.event_id, write.watermark.created, publish_by, write.fields
+        )
+        sets += entry_sets
+        names.update(entry_names)
+        values.update(entry_values)
     if write.watermark.rank == Watermark.SNAPSHOT:
         # Strictly older second only: a same-second state is a tie the caller settles by fetching the object.
         values[":bound"] = {"S": write.watermark.second_floor()}

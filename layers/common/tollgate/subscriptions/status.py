@@ -75,7 +75,7 @@ class BillingStatusService:
 
 
 class EffectsApplier(Protocol):
-    def apply_effects(self, event_id: str, effects: Effects, *, reannounce: bool = True) -> int: ...
+    def apply_effects(self, effects: Effects, *, publish_by: float | None = None) -> int: ...
 
 
 def page_watermark(session: Mapping[str, Any]) -> Watermark:
@@ -120,7 +120,8 @@ class SuccessPageCheck:
             raise errors.NotFound()
         if session.get("status") == "complete" and customer_id is not None:
             effects = checkout_session_effects(session, self.context, page_watermark(session))
-            self.applier.apply_effects(page_watermark(session).event_id, effects, reannounce=False)
+            # A reload finds its own write committed and its outbox entry gone: nothing is announced twice.
+            self.applier.apply_effects(effects)
         return {
             "session_id": session.get("id"),
             "session_status": session.get("status"),

@@ -11,14 +11,22 @@ import binascii
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tollgate import errors
 from tollgate.customers import CustomerDirectory
-from tollgate.domain_events import DomainEvent, DomainEventPublisher, domain_event, subscription_transition
+from tollgate.domain_events import DomainEvent, DomainEventPublisher
 from tollgate.observability import MetricUnit, logger, metrics
-from tollgate.subscriptions.repository import StateWrite, SubscriptionRepository, WriteOutcome, previous_fields
+from tollgate.subscriptions.model import Watermark
+from tollgate.subscriptions.outbox import GARBAGE_LIMIT, entries_in, pending_in, tracked, transition_event
+from tollgate.subscriptions.repository import (
+    WATERMARK_ATTRIBUTE,
+    StateWrite,
+    SubscriptionRepository,
+    WriteOutcome,
+    WriteResult,
+)
 from tollgate.webhooks.envelope import SnapshotEvent, StripeEvent, parse_event
 from tollgate.webhooks.handlers import FETCHING_HANDLERS, Effects, HandlerContext, MeterErrorReport, handler_for
 from tollgate.webhooks.ledger import ClaimStatus, EventLedger
@@ -117,54 +125,91 @@ class WebhookService:
         if one_write and isinstance(event, SnapshotEvent):
             effects = handler(event, self.context)
             if len(effects.writes) == 1 and effects.customer_deleted is None and effects.meter_error is None:
-                outcome = self._process_one_write(event, effects)
+                outcome = self._process_one_write(event, effects, ends_at)
                 if outcome is not None:
                     return outcome
         return self._process_once(event, handler, ends_at)
 
-    def _process_one_write(self, event: SnapshotEvent, effects: Effects) -> Outcome | None:
+    def _process_one_write(self, event: SnapshotEvent, effects: Effects, ends_at: float) -> Outcome | None:
         """A snapshot event with one state write: that conditional write IS the commit (1 DynamoDB call).
 
         The write carries the event id in its watermark, so a redelivery finds it (ALREADY_APPLIED) or a newer
-        state (STALE) and writes nothing. Only an event with something to announce touches the ledger, after
-        publishing: a duplicate whose announcements may not be out yet either waits (409, the first attempt is
-        still within its time) or publishes them itself (same ids). A same-second tie needs a fetch: the leased
-        path takes over (returns None)."""
+        state (STALE) and writes nothing. A subscription transition rides in the same write as an outbox entry
+        (tollgate.subscriptions.outbox), removed once published; a redelivery that finds its own entry still held
+        by a live attempt waits (409 if it stays). Handler announcements (``payment.failed``...) are re-derived on
+        every delivery, so the ledger records that they went out. A same-second tie needs a fetch: the leased path
+        takes over (returns None)."""
         (write,) = effects.writes
-        result = self.repository.write_if_newer(write)
+        result = self.repository.write_if_newer(write, publish_by=int(ends_at))
         if result.outcome is WriteOutcome.TIE:
-            return None
-        outgoing: list[DomainEvent] = list(effects.announcements)
-        changes = self._record(event.id, write, result.outcome, result.previous, outgoing, True)
-        applied_or_retried = result.outcome in (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED)
-        if effects.link is not None and applied_or_retried:
+            if write.watermark.event_id not in entries_in(result.previous):
+                return None
+            # Our entry is there: this event was applied, then a later one of the same second committed. A
+            # redelivery, not an unknown order: fetching and writing the object again would apply it twice.
+            result = WriteResult(WriteOutcome.ALREADY_APPLIED, result.previous)
+        drain = OutboxDrain()
+        drain.add(write, result, self.clock())
+        if effects.link is not None and result.outcome in (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED):
             self._link(*effects.link)
-        if outgoing:
-            if result.outcome is not WriteOutcome.APPLIED:
-                if self.ledger.status(event.id) is ClaimStatus.COMPLETED:
-                    metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
-                    return Outcome("duplicate", event.id)
-                committed_at = result.previous.get("updated_at")
-                if (
-                    result.outcome is WriteOutcome.ALREADY_APPLIED
-                    and isinstance(committed_at, int)
-                    and self.clock() < committed_at + self.implicit_lease_seconds
-                ):
-                    # The attempt that committed is probably still publishing: wait briefly, then let Stripe retry.
-                    deadline = self.clock() + self.in_progress_wait_seconds
-                    while self.ledger.status(event.id) is not ClaimStatus.COMPLETED:
-                        if self.clock() >= deadline:
-                            raise errors.Conflict("event is being processed")
-                        self.sleep(0.05)
-                    return Outcome("duplicate", event.id)
-            self.publisher.publish(outgoing)
+        if drain.own_in_flight:
+            # The attempt that committed this very write is still within its time: it is publishing.
+            self._await_outbox(write, event.id)
+            metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+            return Outcome("duplicate", event.id)
+        announcements = list(effects.announcements)
+        if announcements and result.outcome is not WriteOutcome.APPLIED:
+            announcements = self._unpublished(event.id, result, announcements)
+        self._publish(announcements + drain.outgoing)
+        self._clear(drain)
+        if announcements:
             self.ledger.mark_completed(event.id, event.type)
         if result.outcome is WriteOutcome.APPLIED:
             metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
-            logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
-            return Outcome("applied", event.id, changes)
+            logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=drain.changes)
+            return Outcome("applied", event.id, drain.changes)
         metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
         return Outcome("duplicate" if result.outcome is WriteOutcome.ALREADY_APPLIED else "stale", event.id)
+
+    def _unpublished(self, event_id: str, result: WriteResult, announcements: list[DomainEvent]) -> list[DomainEvent]:
+        """A redelivery's handler announcements, unless the ledger says an earlier attempt published them. If the
+        write is our own and fresh, its attempt may still be publishing: wait briefly, then let Stripe retry."""
+        if self.ledger.status(event_id) is ClaimStatus.COMPLETED:
+            return []
+        committed_at = result.previous.get("updated_at")
+        if (
+            result.outcome is WriteOutcome.ALREADY_APPLIED
+            and isinstance(committed_at, int)
+            and self.clock() < committed_at + self.implicit_lease_seconds
+        ):
+            deadline = self.clock() + self.in_progress_wait_seconds
+            while self.ledger.status(event_id) is not ClaimStatus.COMPLETED:
+                if self.clock() >= deadline:
+                    raise errors.Conflict("event is being processed")
+                self.sleep(0.05)
+            return []
+        return announcements
+
+    def _await_outbox(self, write: StateWrite, event_id: str) -> None:
+        deadline = self.clock() + self.in_progress_wait_seconds
+        while self.repository.outbox_pending(write.customer_id, write.sort_key, event_id):
+            if self.clock() >= deadline:
+                logger.info("event's announcements in progress elsewhere", event_id=event_id)
+                raise errors.Conflict("event is being processed")
+            self.sleep(0.05)
+
+    def _publish(self, outgoing: list[DomainEvent]) -> None:
+        if outgoing:
+            self.publisher.publish(outgoing)
+
+    def _clear(self, drain: OutboxDrain) -> None:
+        """Remove what was just published (and garbage). The announcements are out already: a failure here only
+        leaves entries that a later write re-publishes (same ids) and removes, so it is logged, not raised."""
+        for (customer_id, sort_key), (settle, remove) in drain.settlements().items():
+            try:
+                self.repository.clear_outbox(customer_id, sort_key, settle=settle, remove=remove)
+            except errors.TollgateError:
+                metrics.add_metric(name="OutboxClearFailed", unit=MetricUnit.Count, value=1)
+                logger.warning("outbox entries not removed; a later write re-publishes them")
 
     def _process_once(
         self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], ends_at: float
@@ -190,7 +235,7 @@ class WebhookService:
                 raise errors.Conflict("event is being processed")
             self.sleep(0.05)
         try:
-            changes = self.apply_effects(event.id, handler(event, self.context))
+            changes = self.apply_effects(handler(event, self.context), publish_by=lease_until)
         except Exception:
             # Release so Stripe's retry can apply it; a crash that skips this leaves a lease that expires.
             try:
@@ -203,32 +248,34 @@ class WebhookService:
         logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
         return Outcome("applied", event.id, changes)
 
-    def apply_effects(self, event_id: str, effects: Effects, *, reannounce: bool = True) -> int:
-        """Commit a handler's effects through the watermark-conditional repository, then publish.
+    def apply_effects(self, effects: Effects, *, publish_by: float | None = None) -> int:
+        """Commit a handler's effects through the watermark-conditional repository, then publish. Each write's
+        watermark names the event (or page) it comes from, which is also its outbox entry's id.
 
-        Shared by the webhook (under the ledger's lease) and the success-page check. ``reannounce=False`` (the
-        page) does not re-publish a transition when its own earlier identical write is found committed: a page
-        reload must not announce the grant twice."""
+        Shared by the webhook (under the ledger's lease; ``publish_by`` is the lease's end) and the success-page
+        check (``publish_by`` None: ``implicit_lease_seconds`` from now). Transitions go through the items'
+        outboxes, so a retry or a page reload re-publishes only what is still pending there."""
+        until = int(publish_by if publish_by is not None else self.clock() + self.implicit_lease_seconds)
         if effects.link is not None:
             self._link(*effects.link)
-        outgoing: list[DomainEvent] = list(effects.announcements)
-        changes = 0
+        drain = OutboxDrain()
         for write in effects.writes:
-            result = self.repository.write_if_newer(write)
+            result = self.repository.write_if_newer(write, publish_by=until)
             if result.outcome is WriteOutcome.TIE and effects.refetch is not None:
                 metrics.add_metric(name="WebhookFetchLatest", unit=MetricUnit.Count, value=1)
                 for fetched in effects.refetch():
-                    changes += self._commit_one(event_id, fetched, outgoing, reannounce)
+                    drain.add(fetched, self.repository.write_if_newer(fetched, publish_by=until), self.clock())
                 continue
-            changes += self._record(event_id, write, result.outcome, result.previous, outgoing, reannounce)
+            drain.add(write, result, self.clock())
         if effects.customer_deleted:
             self.deletions.mark_deleted(effects.customer_deleted)
         if effects.meter_error is not None:
             metrics.add_metric(name="MeterErrorReports", unit=MetricUnit.Count, value=1)
             self.meter_errors.record(effects.meter_error)
-        if outgoing:
-            self.publisher.publish(outgoing)
-        return changes
+        # A live attempt holding one of our entries (a page reload racing the first load) publishes it itself.
+        self._publish(list(effects.announcements) + drain.outgoing)
+        self._clear(drain)
+        return drain.changes
 
     def _link(self, user_id: str, customer_id: str) -> None:
         try:
@@ -238,39 +285,83 @@ class WebhookService:
             metrics.add_metric(name="WebhookLinkConflict", unit=MetricUnit.Count, value=1)
             logger.warning("customer already linked to another user", customer_id=customer_id)
 
-    def _commit_one(self, event_id: str, write: StateWrite, outgoing: list[DomainEvent], reannounce: bool) -> int:
-        result = self.repository.write_if_newer(write)
-        return self._record(event_id, write, result.outcome, result.previous, outgoing, reannounce)
 
-    def _record(  # noqa: PLR0917 - the commit's facts, passed explicitly
-        self,
-        event_id: str,
-        write: StateWrite,
-        outcome: WriteOutcome,
-        previous: Mapping[str, Any],
-        outgoing: list[DomainEvent],
-        reannounce: bool,
-    ) -> int:
-        if outcome is WriteOutcome.APPLIED:
-            before: Mapping[str, Any] = previous
-        elif outcome is WriteOutcome.ALREADY_APPLIED and reannounce:
-            before = previous_fields(previous)  # our own earlier attempt committed, then crashed
+@dataclass
+class OutboxDrain:
+    """What some state writes leave to publish, and how to settle the items' outbox entries afterwards.
+
+    Per write: the item's pending entries (published when their attempt has ended: the event's own retry, or a
+    later event of the subscription taking over a crashed one; left alone while a live attempt holds them), then
+    its own transition if it applied (judged against the item as it was, returned by the write). Entries of the
+    item's current second are kept as markers; older settled ones are removed (tollgate.subscriptions.outbox)."""
+
+    outgoing: list[DomainEvent] = field(default_factory=list)
+    changes: int = 0
+    #: Our own entry is held by an attempt still within its time (a concurrent duplicate).
+    own_in_flight: bool = False
+    _published: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    _settled: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    _second: dict[tuple[str, str], int] = field(default_factory=dict)
+    _seen: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def add(self, write: StateWrite, result: WriteResult, now: float) -> None:
+        if result.outcome is WriteOutcome.APPLIED:
+            self.changes += 1
+        if write.aspect != "subscription":
+            return
+        item = (write.customer_id, write.sort_key)
+        own_id = write.watermark.event_id
+        applied = result.outcome is WriteOutcome.APPLIED
+        self._second[item] = write.watermark.created if applied else _stored_second(result.previous)
+        pending = {p.event_id: p for p in pending_in(result.previous)}
+        # Older changes first: every entry found was written before this write.
+        for event_id, created in sorted(entries_in(result.previous).items(), key=lambda e: (e[1], e[0])):
+            if (*item, event_id) in self._seen or (applied and event_id == own_id):
+                continue  # already taken, or overwritten by this very write's entry
+            entry = pending.get(event_id)
+            announcement = entry.announcement() if entry else None
+            if entry is not None and announcement is not None and not entry.abandoned(now):
+                self.own_in_flight |= event_id == own_id
+                continue  # its attempt is live and publishes it
+            self._seen.add((*item, event_id))
+            self._take(item, event_id, created, announcement)
+        if applied:
+            self._seen.add((*item, own_id))
+            own = transition_event(
+                own_id,
+                write.watermark.created,
+                write.customer_id,
+                write.sort_key.removeprefix("SUBSCRIPTION#"),
+                tracked(result.previous),
+                write.fields,
+            )
+            self._take(item, own_id, write.watermark.created, own)
+
+    def _take(self, item: tuple[str, str], event_id: str, created: int, announcement: DomainEvent | None) -> None:
+        if announcement is None:
+            self._settled.setdefault(item, {})[event_id] = created
         else:
-            return 0
-        if write.aspect == "subscription":
-            name = subscription_transition(before, write.fields)
-            if name:
-                outgoing.append(
-                    domain_event(
-                        name,
-                        event_id,
-                        write.watermark.created,
-                        customer_id=write.customer_id,
-                        subscription_id=write.sort_key.removeprefix("SUBSCRIPTION#"),
-                        data={"status": write.fields.get("status"), "previous_status": before.get("status")},
-                    )
-                )
-        return 1 if outcome is WriteOutcome.APPLIED else 0
+            self.outgoing.append(announcement)
+            self._published.setdefault(item, {})[event_id] = created
+
+    def settlements(self) -> dict[tuple[str, str], tuple[dict[str, int], list[str]]]:
+        """Per item, (entries to shrink to markers, entries to remove): after a publication always; for settled
+        entries alone only once ``GARBAGE_LIMIT`` of earlier seconds have piled up."""
+        out: dict[tuple[str, str], tuple[dict[str, int], list[str]]] = {}
+        for item in self._published.keys() | self._settled.keys():
+            second = self._second[item]
+            published, settled = self._published.get(item, {}), self._settled.get(item, {})
+            old = sorted(e for e, created in {**settled, **published}.items() if created < second)
+            if not published and len(old) < GARBAGE_LIMIT:
+                continue
+            current = {e: created for e, created in {**settled, **published}.items() if created >= second}
+            out[item] = (current, old)
+        return out
+
+
+def _stored_second(item: Mapping[str, Any]) -> int:
+    raw = item.get(WATERMARK_ATTRIBUTE["subscription"])
+    return Watermark.decode(raw).created if isinstance(raw, str) else 0
 
 
 class Unprocessable(Exception):
