@@ -156,7 +156,7 @@ def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_s
         repository=repo,
         directory=directory,
         publisher=bus,
-        context=HandlerContext(reader=stripe, catalog=None),
+        context=HandlerContext(reader=stripe, catalog=None, owners=repo),
         meter_errors=meter,
         deletions=directory,
         clock=clock,

@@ -124,9 +124,40 @@ def test_thin_event_fetches_current_state(h: Harness) -> None:
 
 
 def test_thin_event_for_a_deleted_object_is_acknowledged(h: Harness) -> None:
+    # Given a pricing-plan subscription never projected here, already deleted in Stripe
     outcome = h.deliver(load_event("v2.billing.pricing_plan_subscription.servicing_activated"))
+    # Then 2xx with nothing to mark
     assert outcome.result == "applied"
     assert current(h) is None
+
+
+def test_thin_event_for_a_projected_object_deleted_since_records_it_as_gone(h: Harness) -> None:
+    # Given a pricing-plan subscription projected from an earlier thin event
+    pps_id = "bpps_test_61TestPricingPlan0001"
+    h.stripe.objects[pps_id] = {
+        "id": pps_id,
+        "object": "v2.billing.pricing_plan_subscription",
+        "customer": "cus_TestProjection01",
+        "servicing_status": "active",
+        "collection_status": "current",
+        "pricing_plan": "bpp_test_1",
+        "metadata": {},
+    }
+    h.deliver(load_event("v2.billing.pricing_plan_subscription.servicing_activated"))
+    assert current(h).status == "active"
+    # When it is deleted in Stripe and a later thin event names it (the fetch answers 404)
+    del h.stripe.objects[pps_id]
+    later = load_event("v2.billing.pricing_plan_subscription.servicing_activated")
+    later.update(
+        id="evt_test_65TestPricingPlanCanceled", type="v2.billing.pricing_plan_subscription.servicing_canceled"
+    )
+    later["created"] = "2026-09-22T12:00:00.000Z"
+    outcome = h.deliver(later)
+    # Then it is recorded as gone on the customer it was projected for: access ends, retries stop
+    assert outcome.result == "applied"
+    [state] = h.repository.for_customer("cus_TestProjection01")
+    assert (state.subscription_id, state.gone, state.status) == (pps_id, True, "canceled")
+    assert h.bus.names()[-1] == "subscription.canceled"
 
 
 def test_thin_event_fetch_5xx_is_non_2xx_and_the_retry_applies(h: Harness) -> None:

@@ -61,6 +61,8 @@ def subscription_sk(subscription_id: str) -> str:
 
 
 ENTITLEMENTS_SK = "ENTITLEMENTS"
+#: Sort key of the ``SUBSCRIPTION#{id}`` item naming the subscription's customer (pricing-plan subscriptions).
+OWNER_SK = "OWNER"
 USER_SK = "USER"
 
 
@@ -104,6 +106,10 @@ class SubscriptionRepository(Protocol):
     ) -> None: ...
 
     def outbox_pending(self, customer_id: str, sort_key: str, event_id: str) -> bool: ...
+
+    def remember_owner(self, subscription_id: str, customer_id: str) -> None: ...
+
+    def owner_of(self, subscription_id: str) -> str | None: ...
 
 
 def pick_current(
@@ -229,6 +235,28 @@ class DynamoSubscriptionRepository:
             )
         item = from_dynamo(answer.get("Item") or {})
         return any(p.event_id == event_id for p in pending_in(item))
+
+    def remember_owner(self, subscription_id: str, customer_id: str) -> None:
+        """``SUBSCRIPTION#{id}`` / ``OWNER``: the customer a subscription was projected for (idempotent put)."""
+        with aws_errors("subscriptions.remember_owner"):
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": subscription_sk(subscription_id)},
+                    "sk": {"S": OWNER_SK},
+                    "customer_id": {"S": customer_id},
+                },
+            )
+
+    def owner_of(self, subscription_id: str) -> str | None:
+        with aws_errors("subscriptions.owner_of"):
+            answer = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": subscription_sk(subscription_id)}, "sk": {"S": OWNER_SK}},
+                ConsistentRead=True,
+            )
+        owner = (answer.get("Item") or {}).get("customer_id", {}).get("S")
+        return str(owner) if owner else None
 
 
 def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOutcome:

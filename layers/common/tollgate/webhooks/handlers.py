@@ -36,6 +36,8 @@ class MeterErrorReport:
 @dataclass
 class Effects:
     writes: list[StateWrite] = field(default_factory=list)
+    #: (subscription id, customer id) to remember before writing, for a later event that cannot name the customer.
+    owner: tuple[str, str] | None = None
     #: Fetch-latest for the objects written, used when a write ties with a stored state of the same second.
     refetch: Callable[[], list[StateWrite]] | None = None
     link: tuple[str, str] | None = None  # (user_id, customer_id)
@@ -44,10 +46,18 @@ class Effects:
     meter_error: MeterErrorReport | None = None
 
 
+class SubscriptionOwners(Protocol):
+    """Which customer a subscription belongs to, as remembered from an earlier projection (thin pricing-plan
+    events name only the subscription; once Stripe answers 404 nothing else does)."""
+
+    def owner_of(self, subscription_id: str) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
     reader: StripeReader
     catalog: PlanCatalog | None
+    owners: SubscriptionOwners | None = None
 
 
 class Handler(Protocol):
@@ -285,12 +295,17 @@ def pricing_plan_subscription_event(event: ThinEvent, ctx: HandlerContext) -> Ef
     except errors.UpstreamNotFound:
         current = None
     if current is None:
-        # Gone before we looked: nothing to attach it to unless we already know its customer. Record nothing.
-        return Effects()
+        # Gone before we looked: recorded as gone on the customer an earlier event projected it for. Never seen
+        # before: there is nothing of ours to mark, so nothing is written (and Stripe gets its 2xx).
+        owner = ctx.owners.owner_of(pps_id) if ctx.owners is not None else None
+        if owner is None:
+            return Effects()
+        gone = {**projection.gone_fields(), "kind": "pricing_plan_subscription"}
+        return Effects(writes=[StateWrite(owner, subscription_sk(pps_id), "subscription", gone, watermark)])
     customer_id = _customer_of(current)
     fields = projection.pricing_plan_fields(current, ctx.catalog)
     write = StateWrite(customer_id, subscription_sk(pps_id), "subscription", fields, watermark)
-    effects = Effects(writes=[write])
+    effects = Effects(writes=[write], owner=(pps_id, customer_id))
     if event.type.endswith("collection_awaiting_customer_action"):
         effects.announcements.append(
             _announce(

@@ -258,6 +258,9 @@ class WebhookService:
         until = int(publish_by if publish_by is not None else self.clock() + self.implicit_lease_seconds)
         if effects.link is not None:
             self._link(*effects.link)
+        if effects.owner is not None:
+            # Before the state write: once that commits, the subscription can always be found again.
+            self.repository.remember_owner(*effects.owner)
         drain = OutboxDrain()
         for write in effects.writes:
             result = self.repository.write_if_newer(write, publish_by=until)

@@ -61,13 +61,14 @@ def webhook_service(c: Container) -> WebhookService:
         def _client(self):  # type: ignore[no-untyped-def,override]
             return c.stripe()
 
+    repository = DynamoSubscriptionRepository(c.dynamodb, table)
     return WebhookService(
         signing_secrets=lambda: tuple(s.get_secret_value() for s in c.stripe_secrets().webhook_secrets),
         ledger=DynamoEventLedger(c.dynamodb, table),
-        repository=DynamoSubscriptionRepository(c.dynamodb, table),
+        repository=repository,
         directory=directory,
         publisher=publisher,
-        context=HandlerContext(reader=LazyReader(), catalog=settings.plan_catalog),
+        context=HandlerContext(reader=LazyReader(), catalog=settings.plan_catalog, owners=repository),
         meter_errors=DynamoMeterErrorLog(c.dynamodb, table),
         deletions=directory,
         expected_livemode=lambda: key_is_live(c.stripe_secrets().api_key.get_secret_value()),
