@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tollgate import errors
 from tollgate.customers import DynamoCustomerDirectory
 from tollgate.subscriptions import repository as repository_module
 from tollgate.subscriptions.repository import WriteOutcome
@@ -260,3 +261,31 @@ def test_control_treating_an_unexpected_conditional_failure_as_stale_acks_withou
     report = run_fault_matrix(h, faulty)
     # Then some events were acknowledged without their state
     assert report.acked_without_state
+
+
+@pytest.mark.parametrize("code", FAULT_CODES)
+def test_a_fault_at_the_lease_release_leaves_a_lease_that_expires_and_the_retry_applies_once(
+    billing_table: str, code: str
+) -> None:
+    # Given a leased event whose Stripe fetch fails (so the attempt releases its lease), and the release fails too
+    h, faulty = fault_harness(billing_table)
+    event = checkout_completed(h, 90_000)
+    h.stripe.fail_with = errors.UpstreamUnavailable()
+    faulty.calls, faulty.fault = Counter(), ("delete_item", 1, code)
+    # When it is delivered
+    with pytest.raises(errors.UpstreamUnavailable):
+        h.deliver(event, remaining_ms=5000)
+    # Then the fault was injected at the release, the answer is non-2xx (Stripe's own error, not the release's),
+    # and the lease left behind has an expiry within the invocation
+    assert faulty.injected
+    faulty.fault, h.stripe.fail_with = None, None
+    assert leases_without_expiry() == 0
+    item = boto3.client("dynamodb").get_item(
+        TableName=billing_table, Key={"pk": {"S": f"EVENT#{event['id']}"}, "sk": {"S": "EVENT"}}
+    )["Item"]
+    assert int(item["lease_expires_at"]["N"]) <= h.clock.now + 5
+    # And Stripe's retry after that lease lapsed applies the event exactly once
+    h.clock.now += 30
+    assert h.deliver(event).result == "applied"
+    assert h.repository.applied.count(event["id"]) == 1
+    assert checkout_committed(h, event)
