@@ -82,6 +82,29 @@ def test_invoice_failure_projects_latest_invoice_and_announces_payment_failed(h:
     assert h.bus.names()[0] == "payment.failed"
 
 
+def invoice_event(eid: str, event_created: int, invoice_id: str, invoice_created: int, kind: str) -> dict[str, Any]:
+    event = load_event("invoice.payment_failed")
+    event.update(id=eid, created=event_created, type=f"invoice.{kind}")
+    event["data"]["object"].update(id=invoice_id, created=invoice_created, status="paid" if kind == "paid" else "open")
+    return event
+
+
+def test_a_late_event_about_an_older_invoice_keeps_the_latest_invoice_shown(h: Harness) -> None:
+    # Given a subscription whose invoice of this month failed, then last month's invoice is paid late (a newer
+    # event, an older invoice)
+    h.deliver(load_event("customer.subscription.updated"))
+    h.deliver(invoice_event("evt_inv_new", 2_000, "in_new", 1_900, "payment_failed"))
+    outcome = h.deliver(invoice_event("evt_inv_old", 2_100, "in_old", 1_000, "paid"))
+    # Then the latest invoice shown is still this month's; the late payment is still announced
+    state = current(h)
+    assert outcome.result == "stale"
+    assert (state.latest_invoice_id, state.latest_invoice_status) == ("in_new", "open")
+    assert h.bus.names()[-2:] == ["payment.failed", "payment.succeeded"]
+    # And a newer event about this month's invoice still updates it
+    h.deliver(invoice_event("evt_inv_new_paid", 2_200, "in_new", 1_900, "paid"))
+    assert (current(h).latest_invoice_id, current(h).latest_invoice_status) == ("in_new", "paid")
+
+
 def test_checkout_completed_fetches_the_subscription_and_grants(h: Harness) -> None:
     sub = load_event("customer.subscription.updated")["data"]["object"]
     h.stripe.objects[sub["id"]] = sub

@@ -66,6 +66,7 @@ def subscription_fields(sub: Mapping[str, Any], catalog: PlanCatalog | None) -> 
     if isinstance(latest, Mapping):  # fetched with expand=["latest_invoice"]
         fields["latest_invoice_id"] = _str(latest.get("id"))
         fields["latest_invoice_status"] = _str(latest.get("status"))
+        fields["latest_invoice_created"] = _int(latest.get("created"))
     return fields
 
 
@@ -79,7 +80,11 @@ def invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
 
 
 def invoice_fields(invoice: Mapping[str, Any]) -> dict[str, FieldValue]:
-    return {"latest_invoice_id": _str(invoice.get("id")), "latest_invoice_status": _str(invoice.get("status"))}
+    return {
+        "latest_invoice_id": _str(invoice.get("id")),
+        "latest_invoice_status": _str(invoice.get("status")),
+        "latest_invoice_created": _int(invoice.get("created")),
+    }
 
 
 def pricing_plan_fields(pps: Mapping[str, Any], catalog: PlanCatalog | None) -> dict[str, FieldValue]:

@@ -259,7 +259,19 @@ class DynamoSubscriptionRepository:
         return str(owner) if owner else None
 
 
+#: An invoice write also carries its invoice's ``created``: a later event about an older invoice (last month's,
+#: paid late) must not replace the latest invoice shown.
+INVOICE_CREATED = "latest_invoice_created"
+
+
+def _older_invoice(write: StateWrite, current: Mapping[str, Any]) -> bool:
+    mine, stored = write.fields.get(INVOICE_CREATED), current.get(INVOICE_CREATED)
+    return write.aspect == "invoice" and isinstance(mine, int) and isinstance(stored, int) and stored > mine
+
+
 def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOutcome:
+    if _older_invoice(write, current):
+        return WriteOutcome.STALE
     stored_raw = current.get(WATERMARK_ATTRIBUTE[write.aspect])
     if not isinstance(stored_raw, str):
         # Our condition can only fail on an item holding a watermark: anything else is a fault, never "stale"
@@ -305,6 +317,11 @@ def update_params(table: str, write: StateWrite, now: int, publish_by: int | Non
     else:
         # A fetched object replaces anything up to and including its own second.
         values[":bound"] = {"S": f"{write.watermark.created:012d}#{Watermark.FETCHED + 1}"}
+    condition = "attribute_not_exists(#wm) OR (#wm < :bound AND #wm <> :wm)"
+    invoice_created = write.fields.get(INVOICE_CREATED)
+    if write.aspect == "invoice" and isinstance(invoice_created, int):
+        names["#ic"], values[":ic"] = INVOICE_CREATED, {"N": str(invoice_created)}
+        condition = f"({condition}) AND (attribute_not_exists(#ic) OR #ic <= :ic)"
     expression = "SET " + ", ".join(sets)
     if removes:
         expression += " REMOVE " + ", ".join(removes)
@@ -313,7 +330,7 @@ def update_params(table: str, write: StateWrite, now: int, publish_by: int | Non
         "Key": {"pk": {"S": customer_pk(write.customer_id)}, "sk": {"S": write.sort_key}},
         "UpdateExpression": expression,
         # Never the same watermark twice: a retry of a committed write is ALREADY_APPLIED, not a second change.
-        "ConditionExpression": "attribute_not_exists(#wm) OR (#wm < :bound AND #wm <> :wm)",
+        "ConditionExpression": condition,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
