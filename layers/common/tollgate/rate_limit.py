@@ -1,14 +1,21 @@
-"""Per-user limit on session creation (Checkout, Portal, plan-change previews), in fixed one-minute windows.
+"""Per-user limit on session creation (Checkout, Portal, plan-change previews): a sliding one-minute window.
 
-One conditional ``UpdateItem`` per request on ``RATE#{user_id}#{window}``: the counter only grows while it is
-under the limit, so concurrent requests can never admit more than ``limit`` in a window. Items expire by TTL.
+One conditional ``UpdateItem`` per request on ``RATE#{user_id}``, which keeps a counter per clock minute
+(``w{minute}``, the one before last removed in the same call). The request is admitted when this minute's count
+plus the previous minute's, weighted by how much of it still lies within the last 60 s, stays within the limit (a
+sliding-window counter): a burst straddling a minute boundary gets the limit, where fixed windows give twice it.
+It assumes the previous minute's requests were spread evenly, so it approximates a true rolling count. The
+condition also caps each minute's counter at the limit, so concurrent requests never admit more than that in one
+minute. Refused requests are counted (up to that cap): a client hammering the endpoint stays refused until it
+slows down.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -43,25 +50,41 @@ class DynamoRateLimiter:
         self._clock = clock
 
     def admit(self, user_id: str) -> None:
-        now = int(self._clock())
-        window = now // WINDOW_SECONDS
+        now = self._clock()
+        minute = int(now // WINDOW_SECONDS)
         try:
             with aws_errors("rate_limit.admit"):
-                self._client.update_item(
+                answer = self._client.update_item(
                     TableName=self._table,
-                    Key={"pk": {"S": f"RATE#{user_id}#{window}"}, "sk": {"S": "RATE"}},
-                    UpdateExpression="ADD #count :one SET expires_at = if_not_exists(expires_at, :expires)",
-                    ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
-                    ExpressionAttributeNames={"#count": "count"},
+                    Key={"pk": {"S": f"RATE#{user_id}"}, "sk": {"S": "RATE"}},
+                    UpdateExpression="ADD #current :one SET expires_at = :expires REMOVE #expired",
+                    ConditionExpression="attribute_not_exists(#current) OR #current < :limit",
+                    ExpressionAttributeNames={
+                        "#current": f"w{minute}",
+                        "#expired": f"w{minute - 2}",
+                    },
                     ExpressionAttributeValues={
                         ":one": {"N": "1"},
                         ":limit": {"N": str(self._limit)},
-                        ":expires": {"N": str((window + 2) * WINDOW_SECONDS)},
+                        ":expires": {"N": str((minute + 2) * WINDOW_SECONDS)},
                     },
+                    ReturnValues="ALL_NEW",
                 )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            retry_after = max(1, (window + 1) * WINDOW_SECONDS - now)
-            logger.info("session rate limit reached", outcome="rejected", retry_after=retry_after)
-            raise errors.RateLimited("too many requests: try again shortly", retry_after_seconds=retry_after) from None
+            self._refuse(retry_after=(minute + 1) * WINDOW_SECONDS - now)
+        item = answer.get("Attributes", {})
+        current = int(item.get(f"w{minute}", {}).get("N", "1"))
+        previous = int(item.get(f"w{minute - 1}", {}).get("N", "0"))
+        elapsed = now - minute * WINDOW_SECONDS
+        if current + previous * (1 - elapsed / WINDOW_SECONDS) > self._limit:
+            # The previous minute's weight falls to (limit - current) / previous after this many seconds.
+            clears_at = WINDOW_SECONDS * (1 - (self._limit - current) / previous) if previous else WINDOW_SECONDS
+            self._refuse(retry_after=clears_at - elapsed)
+
+    @staticmethod
+    def _refuse(retry_after: float) -> NoReturn:
+        seconds = max(1, math.ceil(retry_after))
+        logger.info("session rate limit reached", outcome="rejected", retry_after=seconds)
+        raise errors.RateLimited("too many requests: try again shortly", retry_after_seconds=seconds) from None
