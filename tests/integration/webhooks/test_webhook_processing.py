@@ -126,9 +126,12 @@ def test_customer_deleted_is_recorded_and_announced(h: Harness) -> None:
     assert h.bus.names() == ["customer.deleted"]
 
 
-def test_thin_event_fetches_current_state(h: Harness) -> None:
-    h.stripe.objects["bpps_test_61TestPricingPlan0001"] = {
-        "id": "bpps_test_61TestPricingPlan0001",
+PRICING_PLAN_SUBSCRIPTION = "bpps_test_61TestPricingPlan0001"  # the related object of the thin event fixture
+
+
+def stripe_has_pricing_plan_subscription(h: Harness) -> None:
+    h.stripe.objects[PRICING_PLAN_SUBSCRIPTION] = {
+        "id": PRICING_PLAN_SUBSCRIPTION,
         "object": "v2.billing.pricing_plan_subscription",
         "customer": "cus_TestProjection01",
         "servicing_status": "active",
@@ -136,6 +139,10 @@ def test_thin_event_fetches_current_state(h: Harness) -> None:
         "pricing_plan": "bpp_test_1",
         "metadata": {},
     }
+
+
+def test_thin_event_fetches_current_state(h: Harness) -> None:
+    stripe_has_pricing_plan_subscription(h)
     h.deliver(load_event("v2.billing.pricing_plan_subscription.servicing_activated"))
     state = current(h)
     assert (state.kind, state.pricing_plan_servicing, state.pricing_plan_collection) == (
@@ -156,16 +163,8 @@ def test_thin_event_for_a_deleted_object_is_acknowledged(h: Harness) -> None:
 
 def test_thin_event_for_a_projected_object_deleted_since_records_it_as_gone(h: Harness) -> None:
     # Given a pricing-plan subscription projected from an earlier thin event
-    pps_id = "bpps_test_61TestPricingPlan0001"
-    h.stripe.objects[pps_id] = {
-        "id": pps_id,
-        "object": "v2.billing.pricing_plan_subscription",
-        "customer": "cus_TestProjection01",
-        "servicing_status": "active",
-        "collection_status": "current",
-        "pricing_plan": "bpp_test_1",
-        "metadata": {},
-    }
+    pps_id = PRICING_PLAN_SUBSCRIPTION
+    stripe_has_pricing_plan_subscription(h)
     h.deliver(load_event("v2.billing.pricing_plan_subscription.servicing_activated"))
     assert current(h).status == "active"
     # When it is deleted in Stripe and a later thin event names it (the fetch answers 404)
