@@ -7,6 +7,7 @@ Using `http.server` directly gives full control over the socket, which the `drop
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the emulator keeps its own request log."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header on the emulator's clock, as Stripe's is on Stripe's (clients read it as "now")."""
+        return email.utils.formatdate(self.emulator.clock.now() if timestamp is None else timestamp, usegmt=True)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
