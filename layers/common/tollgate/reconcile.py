@@ -30,6 +30,7 @@ from tollgate.observability import logger
 from tollgate.subscriptions import projection
 from tollgate.subscriptions.model import Watermark
 from tollgate.subscriptions.repository import StateWrite, subscription_sk
+from tollgate.subscriptions.status import EffectsApplier
 from tollgate.webhooks.handlers import Effects
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ class FetchedPage:
 
 class SubscriptionSource(Protocol):
     def pages(self, customer_id: str | None) -> Iterator[FetchedPage]: ...
-
-
-class EffectsApplier(Protocol):
-    def apply_effects(self, effects: Effects, *, publish_by: float | None = None) -> int: ...
 
 
 def stripe_time(headers: Mapping[str, str] | None) -> int:

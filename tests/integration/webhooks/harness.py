@@ -28,6 +28,20 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
+class Crash(BaseException):
+    """A Lambda timeout: skips every `except Exception` clean-up."""
+
+
+def ledger_item(table: str, event_id: str) -> dict[str, Any]:
+    """The event's ledger item (``EVENT#{id}``), as DynamoDB returns it."""
+    import boto3
+
+    item: dict[str, Any] = boto3.client("dynamodb").get_item(
+        TableName=table, Key={"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": "EVENT"}}
+    )["Item"]
+    return item
+
+
 def signing_secret() -> str:
     return "wh" + "sec_" + secrets.token_hex(16)
 

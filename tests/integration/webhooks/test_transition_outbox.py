@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tests.integration.webhooks.harness import Crash, Harness, build_harness, load_event
 from tests.support.dynamodb_size import item_size
 from tollgate import errors
 from tollgate.subscriptions import outbox
@@ -17,10 +17,6 @@ from tollgate.subscriptions.outbox import GARBAGE_LIMIT
 from tollgate.subscriptions.repository import from_dynamo
 
 CUSTOMER = "cus_TestProjection01"
-
-
-class Crash(BaseException):
-    """A Lambda timeout: skips every `except Exception` clean-up."""
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tests.integration.webhooks.harness import Harness, build_harness, ledger_item, load_event
 from tollgate import errors
 from tollgate.customers import DynamoCustomerDirectory
 from tollgate.subscriptions import repository as repository_module
@@ -280,9 +280,7 @@ def test_a_fault_at_the_lease_release_leaves_a_lease_that_expires_and_the_retry_
     assert faulty.injected
     faulty.fault, h.stripe.fail_with = None, None
     assert leases_without_expiry() == 0
-    item = boto3.client("dynamodb").get_item(
-        TableName=billing_table, Key={"pk": {"S": f"EVENT#{event['id']}"}, "sk": {"S": "EVENT"}}
-    )["Item"]
+    item = ledger_item(billing_table, event["id"])
     assert int(item["lease_expires_at"]["N"]) <= h.clock.now + 5
     # And Stripe's retry after that lease lapsed applies the event exactly once
     h.clock.now += 30

@@ -7,13 +7,9 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.webhooks.harness import Harness, build_harness, load_event
+from tests.integration.webhooks.harness import Crash, Harness, build_harness, ledger_item, load_event
 from tollgate import errors
 from tollgate.webhooks.processor import Delivery
-
-
-class Crash(BaseException):
-    """A Lambda timeout: skips every `except Exception` clean-up."""
 
 
 @pytest.fixture
@@ -295,9 +291,7 @@ def test_every_lease_expires_within_the_remaining_invocation_time(h: Harness, bi
     with pytest.raises(Crash):
         h.deliver(leased_event(h), remaining_ms=3000)
     event_id = load_event("checkout.session.completed")["id"]
-    item = boto3.client("dynamodb").get_item(
-        TableName=billing_table, Key={"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": "EVENT"}}
-    )["Item"]
+    item = ledger_item(billing_table, event_id)
     assert int(item["lease_expires_at"]["N"]) <= h.clock.now + 3
     assert int(item["expires_at"]["N"]) >= h.clock.now + 30 * 86400
 
@@ -377,9 +371,7 @@ def test_the_lease_ends_within_the_invocation_even_after_a_slow_start(h: Harness
         h.deliver(leased_event(h), remaining_ms=6000)
     # Then its lease ends no later than the invocation did (not 5 s after the late claim)
     event_id = load_event("checkout.session.completed")["id"]
-    item = boto3.client("dynamodb").get_item(
-        TableName=billing_table, Key={"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": "EVENT"}}
-    )["Item"]
+    item = ledger_item(billing_table, event_id)
     assert int(item["lease_expires_at"]["N"]) <= started + 6
 
 
