@@ -99,7 +99,7 @@ bench: install build
 
 # Runs with the functions' settings from the environment (TABLE_NAME, STRIPE_SECRET_ARN, ...) and AWS credentials.
 reconcile: install
-	PYTHONPATH=layers/common $(PY) -m tollgate.reconcile $(ARGS)
+	PYTHONPATH=layers/common $(PY) -m tollgate.commands.reconcile $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -91,10 +91,10 @@ class _Bench:
         from tests.support.events import FakeLambdaContext
         from tests.unit.usage.fakes import FakeDirectory, FakeParking, InMemoryLedger
         from tollgate import bootstrap
+        from tollgate.adapters.stripe_api.meter_transport import StreamTransport, V1Transport
         from tollgate.config import Settings
         from tollgate.observability import metrics
-        from tollgate.usage.reporter import UsageReporter
-        from tollgate.usage.transport import StreamTransport, V1Transport
+        from tollgate.services.usage_reporter import UsageReporter
 
         class SlowLedger(InMemoryLedger):
             """Every call is a DynamoDB round-trip: a conditional put per claim, a BatchWriteItem per settle slice."""

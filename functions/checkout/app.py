@@ -8,11 +8,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollgate.bootstrap import container
-from tollgate.catalog import PLANS_CACHE_SECONDS
-from tollgate.checkout import CheckoutRequest, CheckoutService
-from tollgate.http import build_resolver, caller_from, json_response
+from tollgate.domain.catalog import PLANS_CACHE_SECONDS
+from tollgate.http.identity import caller_from
+from tollgate.http.models import CheckoutRequest
+from tollgate.http.responses import build_resolver, json_response
 from tollgate.observability import logger, metrics, tracer
-from tollgate.subscriptions.status import SuccessPageCheck
 
 app = build_resolver()
 
@@ -25,8 +25,8 @@ def list_plans() -> Response[str]:
 @app.post("/checkout/sessions")
 def create_checkout_session(request: CheckoutRequest) -> Response[str]:
     caller = caller_from(app.current_event)
-    link = CheckoutService.from_container(container()).start(
-        caller, request, app.current_event.headers.get("idempotency-key")
+    link = container().checkout.start(
+        caller.user_id, caller.email, request.plan, request.quantity, app.current_event.headers.get("idempotency-key")
     )
     return json_response({"id": link.id, "url": link.url})
 
@@ -34,7 +34,7 @@ def create_checkout_session(request: CheckoutRequest) -> Response[str]:
 @app.get("/checkout/sessions/<session_id>")
 def get_checkout_session(session_id: str) -> Response[str]:
     caller = caller_from(app.current_event)
-    return json_response(SuccessPageCheck.from_container(container()).check(caller.user_id, session_id))
+    return json_response(container().success_page.check(caller.user_id, session_id))
 
 
 @logger.inject_lambda_context(clear_state=True)

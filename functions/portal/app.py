@@ -9,11 +9,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollgate.bootstrap import container
-from tollgate.http import build_resolver, caller_from, json_response
+from tollgate.http.identity import caller_from
+from tollgate.http.models import ChangeRequest, PortalRequest, PreviewRequest
+from tollgate.http.responses import build_resolver, json_response
 from tollgate.observability import logger, metrics, tracer
-from tollgate.plan_changes import ChangeRequest, PlanChangeService, PreviewRequest
-from tollgate.portal import PortalRequest, PortalService
-from tollgate.subscriptions.status import BillingStatusService
 
 app = build_resolver()
 
@@ -21,28 +20,27 @@ app = build_resolver()
 @app.post("/portal/sessions")
 def create_portal_session(request: Annotated[PortalRequest | None, Body()] = None) -> Response[str]:
     caller = caller_from(app.current_event)
-    url = PortalService.from_container(container()).open(
-        caller, request or PortalRequest(), app.current_event.headers.get("idempotency-key")
-    )
+    flow = request.flow if request is not None else None
+    url = container().portal.open(caller.user_id, flow, app.current_event.headers.get("idempotency-key"))
     return json_response({"url": url})
 
 
 @app.get("/billing/subscription")
 def get_subscription() -> Response[str]:
     caller = caller_from(app.current_event)
-    return json_response(BillingStatusService.from_container(container()).for_user(caller.user_id))
+    return json_response(container().billing_status.for_user(caller.user_id))
 
 
 @app.post("/billing/subscription/preview")
 def preview_plan_change(request: PreviewRequest) -> Response[str]:
     caller = caller_from(app.current_event)
-    return json_response(PlanChangeService.from_container(container()).preview(caller, request))
+    return json_response(container().plan_changes.preview(caller.user_id, request.plan, request.quantity))
 
 
 @app.post("/billing/subscription/change")
 def apply_plan_change(request: ChangeRequest) -> Response[str]:
     caller = caller_from(app.current_event)
-    return json_response(PlanChangeService.from_container(container()).apply(caller, request))
+    return json_response(container().plan_changes.apply(caller.user_id, request.token))
 
 
 @logger.inject_lambda_context(clear_state=True)

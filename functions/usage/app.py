@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollgate.bootstrap import container
 from tollgate.observability import logger, metrics, tracer
-from tollgate.usage import InboundRecord
+from tollgate.services.usage_reporter import InboundRecord
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

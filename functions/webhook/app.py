@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollgate.bootstrap import container
-from tollgate.http import build_resolver, json_response
+from tollgate.http.responses import build_resolver, json_response
+from tollgate.http.webhook_request import header, raw_body
 from tollgate.observability import logger, metrics, tracer
-from tollgate.webhooks.processor import Delivery, header, raw_body
-from tollgate.webhooks.wiring import webhook_service
+from tollgate.services.webhook import WebhookDelivery
 
 app = build_resolver()
 
@@ -19,12 +19,12 @@ app = build_resolver()
 @app.post("/webhooks/stripe")
 def receive_stripe_event() -> Response[str]:
     event = app.current_event.raw_event
-    delivery = Delivery(
+    delivery = WebhookDelivery(
         body=raw_body(event),
         signature=header(event, "stripe-signature"),
         remaining_ms=app.lambda_context.get_remaining_time_in_millis(),
     )
-    outcome = webhook_service(container()).receive(delivery)
+    outcome = container().webhook.receive(delivery)
     return json_response({"received": True, "result": outcome.result})
 
 

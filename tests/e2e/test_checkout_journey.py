@@ -18,7 +18,7 @@ import requests
 
 from devstack.stack import LocalStack
 from devstack.template import load_template
-from tollgate.customers import DynamoCustomerDirectory
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from devstack.stack import LocalStack
-from tollgate.customers import DynamoCustomerDirectory
-from tollgate.usage import UsageProducer
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+from tollgate.adapters.sqs import UsageProducer
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,8 @@ import pytest
 
 from tests.support.events import http_api_event
 from tollgate import errors
-from tollgate.http import caller_from, error_response
+from tollgate.http.identity import caller_from
+from tollgate.http.responses import error_response
 
 
 @pytest.mark.parametrize(

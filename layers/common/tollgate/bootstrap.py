@@ -1,17 +1,20 @@
 """The composition root: the one place that builds real clients and wires adapters into services.
 
-Nothing is built at import time. Each client is created on first use and then reused for the life of the
-execution environment; tests replace pieces by constructing a ``Container`` with their own collaborators.
+Nothing is built at import time. Each client, adapter and service is created on first use and then reused for the
+life of the execution environment (a ``lazy`` attribute). Stripe adapters receive ``Container.stripe`` as a factory,
+so the StripeClient is built only when a request needs it and rebuilt when the key in Secrets Manager rotates.
+Tests replace pieces by constructing a ``Container`` with their own settings, or by setting an attribute
+(``container.checkout = ...``) before first use.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import cached_property
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, overload
 
+from tollgate.adapters.secrets_manager import StripeSecrets, load_stripe_secrets
 from tollgate.config import Settings, get_settings
-from tollgate.secrets import StripeSecrets, load_stripe_secrets
 
 if TYPE_CHECKING:
     import stripe
@@ -19,10 +22,55 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
-    from tollgate.catalog import CatalogCache
-    from tollgate.customers import CustomerDirectory
-    from tollgate.rate_limit import RateLimiter
-    from tollgate.usage.reporter import UsageReporter
+    from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+    from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
+    from tollgate.domain.access import AccessPolicy
+    from tollgate.ports.messaging import DomainEventPublisher
+    from tollgate.ports.storage import RateLimiter, RequestWindows
+    from tollgate.services.billing_status import BillingStatusService
+    from tollgate.services.catalog import CatalogCache
+    from tollgate.services.checkout import CheckoutService
+    from tollgate.services.plan_changes import PlanChangeService
+    from tollgate.services.portal import PortalService
+    from tollgate.services.reconcile import Reconciler
+    from tollgate.services.subscription_writes import SubscriptionWriter
+    from tollgate.services.success_page import SuccessPageCheck
+    from tollgate.services.usage_reporter import UsageReporter
+    from tollgate.services.webhook import WebhookService
+    from tollgate.services.webhook_handlers import HandlerContext
+
+
+class lazy[T]:
+    """A per-container attribute built on first access, exactly once even under concurrent first use.
+
+    A non-data descriptor: the built value is stored in the instance's ``__dict__``, so a test can also assign the
+    attribute to replace what would be built.
+    """
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> lazy[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type) -> T | lazy[T]:
+        if instance is None:
+            return self
+        values = instance.__dict__
+        if self._name in values:
+            return values[self._name]  # type: ignore[no-any-return]
+        with instance._build_lock:  # type: ignore[attr-defined]
+            if self._name not in values:
+                values[self._name] = self._build(instance)
+            return values[self._name]  # type: ignore[no-any-return]
 
 
 class Container:
@@ -30,11 +78,14 @@ class Container:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
+        # Re-entrant: building a service builds the adapters it needs.
+        self._build_lock = threading.RLock()
+        self._stripe_lock = threading.Lock()
         self._stripe_client: stripe.StripeClient | None = None
         self._stripe_key_fingerprint: int | None = None
 
-    @cached_property
+    # ----------------------------------------------------------------------------------------- configuration
+    @lazy
     def settings(self) -> Settings:
         return self._settings or get_settings()
 
@@ -43,60 +94,229 @@ class Container:
             self.settings.stripe_secret_arn, self.settings.secret_cache_seconds, force_fetch=force_fetch
         )
 
+    def stripe_api_key(self) -> str:
+        return self.stripe_secrets().api_key.get_secret_value()
+
+    def webhook_signing_secrets(self) -> tuple[str, ...]:
+        return tuple(s.get_secret_value() for s in self.stripe_secrets().webhook_secrets)
+
+    @lazy
+    def access_policy(self) -> AccessPolicy:
+        from tollgate.domain.access import AccessPolicy
+
+        return AccessPolicy.from_settings(self.settings)
+
+    # ----------------------------------------------------------------------------------------- clients
     def stripe(self) -> stripe.StripeClient:
         """The StripeClient, rebuilt only when the key in Secrets Manager changed (key rotation)."""
-        from tollgate.adapters.stripe_client import build_stripe_client
+        from tollgate.adapters import stripe_client
 
-        api_key = self.stripe_secrets().api_key.get_secret_value()
+        api_key = self.stripe_api_key()
         fingerprint = hash(api_key)
-        with self._lock:
+        with self._stripe_lock:
             if self._stripe_client is None or fingerprint != self._stripe_key_fingerprint:
-                self._stripe_client = build_stripe_client(self.settings, api_key)
+                self._stripe_client = stripe_client.build_stripe_client(self.settings, api_key)
                 self._stripe_key_fingerprint = fingerprint
             return self._stripe_client
 
-    @cached_property
+    @lazy
     def dynamodb(self) -> DynamoDBClient:
-        from tollgate.adapters.aws import dynamodb_client
+        from tollgate.adapters import aws
 
-        return dynamodb_client()
+        return aws.dynamodb_client()
 
-    @cached_property
+    @lazy
     def sqs(self) -> SQSClient:
-        from tollgate.adapters.aws import sqs_client
+        from tollgate.adapters import aws
 
-        return sqs_client()
+        return aws.sqs_client()
 
-    @cached_property
-    def usage_reporter(self) -> UsageReporter:
-        from tollgate.usage.wiring import build_usage_reporter
-
-        return build_usage_reporter(self)
-
-    @cached_property
+    @lazy
     def events(self) -> EventBridgeClient:
-        from tollgate.adapters.aws import events_client
+        from tollgate.adapters import aws
 
-        return events_client()
+        return aws.events_client()
 
-    # Customer-facing API (checkout and portal functions).
-    @cached_property
-    def customer_directory(self) -> CustomerDirectory:
-        from tollgate.customers import DynamoCustomerDirectory
+    # ----------------------------------------------------------------------------------------- adapters
+    @lazy
+    def customer_directory(self) -> DynamoCustomerDirectory:
+        from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
 
         return DynamoCustomerDirectory(self.dynamodb, self.settings.table_name)
 
-    @cached_property
-    def plan_catalog(self) -> CatalogCache:
-        from tollgate.catalog import CatalogCache, StripeCatalogGateway
+    @lazy
+    def subscription_repository(self) -> DynamoSubscriptionRepository:
+        from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
 
-        return CatalogCache(self.settings.plan_catalog, lambda: StripeCatalogGateway(self.stripe()))
+        return DynamoSubscriptionRepository(self.dynamodb, self.settings.table_name, access_policy=self.access_policy)
 
-    @cached_property
+    @lazy
     def session_rate_limiter(self) -> RateLimiter:
-        from tollgate.rate_limit import DynamoRateLimiter
+        from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
 
         return DynamoRateLimiter(self.dynamodb, self.settings.table_name, self.settings.session_rate_limit_per_minute)
+
+    @lazy
+    def request_windows(self) -> RequestWindows:
+        from tollgate.adapters.dynamodb.request_windows import DynamoRequestWindows
+
+        return DynamoRequestWindows(self.dynamodb, self.settings.table_name)
+
+    @lazy
+    def domain_event_publisher(self) -> DomainEventPublisher:
+        from tollgate.adapters.eventbridge import EventBridgePublisher, LogOnlyPublisher
+
+        if not self.settings.event_bus_name:
+            return LogOnlyPublisher()
+        return EventBridgePublisher(self.events, self.settings.event_bus_name)
+
+    @lazy
+    def plan_catalog(self) -> CatalogCache:
+        from tollgate.adapters.stripe_api.catalog import StripeCatalogGateway
+        from tollgate.services.catalog import CatalogCache
+
+        gateway = StripeCatalogGateway(self.stripe)
+        return CatalogCache(self.settings.plan_catalog, lambda: gateway)
+
+    @lazy
+    def handler_context(self) -> HandlerContext:
+        from tollgate.adapters.stripe_api.reader import SdkStripeReader
+        from tollgate.services.webhook_handlers import HandlerContext
+
+        return HandlerContext(
+            reader=SdkStripeReader(self.stripe), catalog=self.settings.plan_catalog, owners=self.subscription_repository
+        )
+
+    # ----------------------------------------------------------------------------------------- services
+    @lazy
+    def checkout(self) -> CheckoutService:
+        from tollgate.adapters.stripe_api.customers import StripeCustomerGateway
+        from tollgate.adapters.stripe_api.sessions import StripeSessionGateway
+        from tollgate.services.checkout import CheckoutOptions, CheckoutService
+
+        return CheckoutService(
+            options=CheckoutOptions.from_settings(self.settings),
+            catalog=self.plan_catalog.get,
+            directory=self.customer_directory,
+            customers=StripeCustomerGateway(self.stripe),
+            subscriptions=self.subscription_repository,
+            access_policy=self.access_policy,
+            rate_limiter=self.session_rate_limiter,
+            sessions=StripeSessionGateway(self.stripe),
+            windows=self.request_windows,
+        )
+
+    @lazy
+    def portal(self) -> PortalService:
+        from tollgate.adapters.stripe_api.sessions import StripeSessionGateway
+        from tollgate.services.portal import PortalOptions, PortalService
+
+        return PortalService(
+            options=PortalOptions.from_settings(self.settings),
+            directory=self.customer_directory,
+            subscriptions=self.subscription_repository,
+            rate_limiter=self.session_rate_limiter,
+            sessions=StripeSessionGateway(self.stripe),
+            windows=self.request_windows,
+        )
+
+    @lazy
+    def plan_changes(self) -> PlanChangeService:
+        from tollgate.adapters.dynamodb.pending_changes import DynamoPendingChangeStore
+        from tollgate.adapters.stripe_api.plan_changes import StripePlanChangeGateway
+        from tollgate.domain.plan_changes import TokenSigner
+        from tollgate.services.plan_changes import PlanChangeService
+
+        return PlanChangeService(
+            catalog=self.plan_catalog.get,
+            directory=self.customer_directory,
+            subscriptions=self.subscription_repository,
+            access_policy=self.access_policy,
+            rate_limiter=self.session_rate_limiter,
+            gateway=StripePlanChangeGateway(self.stripe),
+            store=DynamoPendingChangeStore(self.dynamodb, self.settings.table_name),
+            signer=TokenSigner.from_stripe_key(self.stripe_api_key),
+        )
+
+    @lazy
+    def billing_status(self) -> BillingStatusService:
+        from tollgate.services.billing_status import BillingStatusService
+
+        return BillingStatusService(self.subscription_repository, self.customer_directory, self.access_policy)
+
+    @lazy
+    def subscription_writer(self) -> SubscriptionWriter:
+        from tollgate.adapters.dynamodb.meter_errors import DynamoMeterErrorLog
+        from tollgate.services.subscription_writes import SubscriptionWriter
+
+        return SubscriptionWriter(
+            repository=self.subscription_repository,
+            directory=self.customer_directory,
+            publisher=self.domain_event_publisher,
+            meter_errors=DynamoMeterErrorLog(self.dynamodb, self.settings.table_name),
+        )
+
+    @lazy
+    def success_page(self) -> SuccessPageCheck:
+        from tollgate.services.success_page import SuccessPageCheck
+
+        return SuccessPageCheck(
+            self.handler_context, self.customer_directory, self.subscription_writer, self.billing_status
+        )
+
+    @lazy
+    def webhook(self) -> WebhookService:
+        from tollgate.adapters.dynamodb.event_ledger import DynamoEventLedger
+        from tollgate.services.webhook import WebhookService
+
+        settings = self.settings
+        return WebhookService(
+            signing_secrets=self.webhook_signing_secrets,
+            ledger=DynamoEventLedger(self.dynamodb, settings.table_name),
+            writer=self.subscription_writer,
+            context=self.handler_context,
+            expected_livemode=lambda: self.stripe_secrets().key_is_live(),
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+            max_body_bytes=settings.webhook_max_body_bytes,
+        )
+
+    @lazy
+    def usage_reporter(self) -> UsageReporter:
+        from tollgate import errors
+        from tollgate.adapters import aws
+        from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+        from tollgate.adapters.dynamodb.usage_ledger import DynamoUsageLedger
+        from tollgate.adapters.sqs import DeadLetterParking
+        from tollgate.adapters.stripe_api.meter_transport import StreamTransport, V1Transport
+        from tollgate.observability import metrics
+        from tollgate.ports.stripe import MeterTransport
+        from tollgate.services.usage_reporter import UsageReporter
+
+        settings = self.settings
+        if not settings.usage_dlq_url:
+            raise errors.ConfigurationError("invalid configuration: USAGE_DLQ_URL is required by the usage reporter")
+        transport: MeterTransport = (
+            StreamTransport(self.stripe) if settings.usage_transport == "stream" else V1Transport(self.stripe)
+        )
+        # The usage function's only DynamoDB client (ledger and customer lookups), with a connection pool as large
+        # as the ledger's thread pool, so no second client at cold start.
+        dynamodb = aws.dynamodb_client(max_pool_connections=settings.usage_ledger_concurrency)
+        return UsageReporter(
+            ledger=DynamoUsageLedger(dynamodb, settings.table_name),
+            transport=transport,
+            directory=DynamoCustomerDirectory(dynamodb, settings.table_name),
+            parking=DeadLetterParking(self.sqs, settings.usage_dlq_url),
+            metrics=metrics,
+            known_meters=settings.usage_meter_event_names,
+            ledger_concurrency=settings.usage_ledger_concurrency,
+        )
+
+    @lazy
+    def reconciler(self) -> Reconciler:
+        from tollgate.adapters.stripe_api.subscription_source import SdkSubscriptionSource
+        from tollgate.services.reconcile import Reconciler
+
+        return Reconciler(SdkSubscriptionSource(self.stripe), self.subscription_writer, self.settings.plan_catalog)
 
 
 _container: Container | None = None

@@ -82,3 +82,21 @@ class PersistenceUnavailable(TollgateError):
     def __init__(self, reason: str | None = None, retry_after_seconds: int = 2) -> None:
         super().__init__(reason)
         self.retry_after_seconds = retry_after_seconds
+
+
+class CustomerMissing(NotFound):
+    """Stripe no longer has the user's customer (deleted): to the caller, no billing account."""
+
+    def __init__(self) -> None:
+        super().__init__("no billing account yet: start a checkout first")
+
+
+class CreationKeyUnusable(UpstreamUnavailable):
+    """Stripe will never succeed with this customer-creation idempotency key: it replays a stored 5xx, or refuses
+    the key with different parameters.
+
+    A 503 to the caller (retry at once): by then the generation has moved on and the retry uses a fresh key.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(retry_after_seconds=1)

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from tests.integration.api.conftest import Stack
-from tollgate import customers
+from tollgate.services import customers
 
 
 def checkout(stack: Stack, user_id: str, client_key: str, **claims: str) -> dict[str, Any]:
@@ -205,8 +205,8 @@ def test_control_a_mapping_that_ignores_deletion_keeps_failing_the_users_checkou
     # just an upstream error
     from contextlib import nullcontext
 
-    from tollgate import checkout as checkout_module
-    from tollgate.customers import DynamoCustomerDirectory
+    from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+    from tollgate.adapters.stripe_api import sessions as checkout_module
 
     monkeypatch.setattr(DynamoCustomerDirectory, "customer_for_user", lambda self, u: self.lookup(u).customer_id)
     monkeypatch.setattr(checkout_module, "customer_missing_as_domain_error", nullcontext)

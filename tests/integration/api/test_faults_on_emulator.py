@@ -16,7 +16,7 @@ from stripe._http_client import HTTPClient
 
 from tests.integration.api.conftest import Stack
 from tests.support.template import load_template
-from tollgate.checkout import stripe_call_budget_seconds
+from tollgate.services.checkout import stripe_call_budget_seconds
 
 # (fault knobs, expected status to the caller, expected attempts) with STRIPE_MAX_NETWORK_RETRIES=2
 MATRIX: dict[str, tuple[dict[str, Any], int, int]] = {

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from tests.integration.api.conftest import Stack
-from tollgate.subscriptions import repository as repository_module
-from tollgate.subscriptions.model import SubscriptionState
+from tollgate.adapters.dynamodb import subscription_repository as repository_module
+from tollgate.domain.subscriptions import SubscriptionState
 
 
 class ProjectionFromStripe:

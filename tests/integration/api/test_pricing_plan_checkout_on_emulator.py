@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from tests.integration.api.conftest import CANCEL_URL, CATALOG, SUCCESS_URL, Stack
+from tollgate.adapters.stripe_api.sessions import StripeSessionGateway
 from tollgate.adapters.stripe_client import PINNED_API_VERSION
-from tollgate.checkout import PRICING_PLAN_CHECKOUT_VERSION, StripeSessionGateway
 from tollgate.errors import UpstreamRejected
+from tollgate.services.checkout import PRICING_PLAN_CHECKOUT_VERSION
 
 USAGE_PRO = {"key": "usage-pro", "name": "Usage Pro", "pricing_plan": "bpp_test_usage_pro"}
 
@@ -81,7 +82,7 @@ def test_control_without_the_preview_version_stripe_refuses_checkout_items(prici
     stack = pricing_plan_stack
     stack.checkout("POST", "/checkout/sessions", body={"plan": "usage-pro"}, claims={"sub": "user-ppc"})
     [built] = stack.stripe_requests("POST", "/v1/checkout/sessions")
-    gateway = StripeSessionGateway(stack.container.stripe())
+    gateway = StripeSessionGateway(stack.container.stripe)
     # When they are sent without the preview header, Then Stripe rejects them (a 502 to the caller)
     with pytest.raises(UpstreamRejected):
         gateway.create_checkout_session(built["params"], "control-no-preview", None)

@@ -1,5 +1,5 @@
-"""`python -m tollgate.reconcile` wired through the composition root: a subscription paid in Stripe whose webhook
-never arrived is projected into the table, and the user's status says so."""
+"""`python -m tollgate.commands.reconcile` wired through the composition root: a subscription paid in Stripe whose
+webhook never arrived is projected into the table, and the user's status says so."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from tests.integration.api.conftest import Stack
-from tollgate import reconcile
-from tollgate.subscriptions.status import BillingStatusService
+from tollgate.commands import reconcile
 
 
 def test_the_command_projects_a_subscription_whose_webhook_never_arrived(
@@ -24,7 +23,7 @@ def test_the_command_projects_a_subscription_whose_webhook_never_arrived(
         json.loads(created["body"])["url"], data={"card": "4242424242424242"}, allow_redirects=False, timeout=10
     )
     assert paid.status_code in (302, 303)
-    status = BillingStatusService.from_container(stack.container)
+    status = stack.container.billing_status
     assert status.for_user("user-sync")["status"] == "none"
     customer = stack.container.customer_directory.customer_for_user("user-sync")
     # When ops reconcile that customer

@@ -15,12 +15,12 @@ from stripe._http_client import HTTPClient
 from devstack.stripe_emulator import StripeEmulator
 from tests.support.moto_clients import AtomicDynamoDB
 from tests.support.template import load_template
-from tollgate.customers import DynamoCustomerDirectory
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+from tollgate.adapters.dynamodb.usage_ledger import DynamoUsageLedger
+from tollgate.adapters.sqs import DeadLetterParking
+from tollgate.adapters.stripe_api.meter_transport import StreamTransport, V1Transport
 from tollgate.observability import metrics
-from tollgate.usage.ledger import DynamoUsageLedger
-from tollgate.usage.parking import DeadLetterParking
-from tollgate.usage.reporter import UsageReporter
-from tollgate.usage.transport import StreamTransport, V1Transport
+from tollgate.services.usage_reporter import UsageReporter
 
 from .harness import MotoQueue, Poller, QueueModel, SourceQueue
 

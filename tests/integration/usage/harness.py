@@ -275,9 +275,9 @@ class NullLedger:
     """The naive 'no ledger' control: every record is claimable, nothing is remembered."""
 
     def claim(self, entry: Any) -> Any:
-        from tollgate.usage.ledger import Claim
+        from tollgate.ports.storage import UsageClaim
 
-        return Claim.CLAIMED
+        return UsageClaim.CLAIMED
 
     def settle(self, outcomes: Any) -> list[Any]:
         return []

@@ -9,9 +9,11 @@ import time
 import boto3
 import pytest
 
-from tollgate.usage import UsageProducer, link_meter_error_report
-from tollgate.usage.contract import parse_usage_message
-from tollgate.usage.ledger import Claim, DynamoUsageLedger, LedgerEntry, LedgerStatus, Settled
+from tollgate.adapters.dynamodb.meter_errors import link_meter_error_report
+from tollgate.adapters.dynamodb.usage_ledger import DynamoUsageLedger
+from tollgate.adapters.sqs import UsageProducer
+from tollgate.domain.usage import parse_usage_message
+from tollgate.ports.storage import LedgerEntry, LedgerStatus, Settled, UsageClaim
 
 
 def good(usage_id: str, value: int = 3) -> dict[str, object]:
@@ -59,13 +61,13 @@ def test_ledger_claim_duplicate_and_conflict(billing_table: str) -> None:
     message = parse_usage_message(json.dumps(good("l-1")))
     entry = LedgerEntry("l-1", message.content_hash(), message.meter_identifier(), message.occurred_at)
     # Given a first claim / Then a retry before it is sent may claim again
-    assert ledger.claim(entry) is Claim.CLAIMED
-    assert ledger.claim(entry) is Claim.CLAIMED
+    assert ledger.claim(entry) is UsageClaim.CLAIMED
+    assert ledger.claim(entry) is UsageClaim.CLAIMED
     # When it is settled as sent / Then the same content is a duplicate and other content a conflict
     assert ledger.settle([Settled(entry, LedgerStatus.SENT)]) == []
-    assert ledger.claim(entry) is Claim.ALREADY_SENT
+    assert ledger.claim(entry) is UsageClaim.ALREADY_SENT
     other = LedgerEntry("l-1", "0" * 64, "tg1_l-1_000000000000", message.occurred_at)
-    assert ledger.claim(other) is Claim.CONFLICT
+    assert ledger.claim(other) is UsageClaim.CONFLICT
 
 
 def test_ledger_resends_a_pending_record_only_inside_the_resend_window(billing_table: str) -> None:
@@ -76,19 +78,19 @@ def test_ledger_resends_a_pending_record_only_inside_the_resend_window(billing_t
     entry = LedgerEntry("w-1", message.content_hash(), message.meter_identifier(), message.occurred_at)
     key = {"pk": {"S": "USAGE#w-1"}, "sk": {"S": "USAGE"}}
     # Given a first claim (PENDING, stamped with the first attempt's time)
-    assert ledger.claim(entry) is Claim.CLAIMED
+    assert ledger.claim(entry) is UsageClaim.CLAIMED
     # When it is claimed again 19 h later / Then it may be resent, and the first attempt's time is kept
     clock[0] += 19 * 3600
-    assert ledger.claim(entry) is Claim.CLAIMED
+    assert ledger.claim(entry) is UsageClaim.CLAIMED
     assert client.get_item(TableName=billing_table, Key=key)["Item"]["first_attempt_at"]["N"] == "1790000000"
     # When it is still PENDING 20 h after the first attempt / Then it needs reconciliation, however often asked
     clock[0] += 3600
-    assert ledger.claim(entry) is Claim.NEEDS_RECONCILIATION
-    assert ledger.claim(entry) is Claim.NEEDS_RECONCILIATION
+    assert ledger.claim(entry) is UsageClaim.NEEDS_RECONCILIATION
+    assert ledger.claim(entry) is UsageClaim.NEEDS_RECONCILIATION
     # And a record Stripe refused (PARKED) that is redriven later starts a new window
     assert ledger.settle([Settled(entry, LedgerStatus.PARKED, "meter_event_customer_not_found")]) == []
     clock[0] += 30 * 3600
-    assert ledger.claim(entry) is Claim.CLAIMED
+    assert ledger.claim(entry) is UsageClaim.CLAIMED
     assert client.get_item(TableName=billing_table, Key=key)["Item"]["first_attempt_at"]["N"] == str(int(clock[0]))
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from tollgate.adapters.dynamodb.usage_ledger import DynamoUsageLedger
+from tollgate.domain.usage import usage_id_from_identifier
 from tollgate.errors import PersistenceUnavailable
-from tollgate.usage.contract import usage_id_from_identifier
-from tollgate.usage.ledger import Claim, DynamoUsageLedger
+from tollgate.ports.storage import UsageClaim
 
 from .conftest import UsageStack, max_receive_count
 from .harness import NullLedger, QueueModel, random_identifier
@@ -331,9 +332,9 @@ class SettleFailsFirst(DynamoUsageLedger):
 class ResendsStalePending(SettleFailsFirst):
     """Control: the ledger without the resend window, re-sending any PENDING record (the naive rule)."""
 
-    def claim(self, entry: Any) -> Claim:
+    def claim(self, entry: Any) -> UsageClaim:
         answer = super().claim(entry)
-        return Claim.CLAIMED if answer is Claim.NEEDS_RECONCILIATION else answer
+        return UsageClaim.CLAIMED if answer is UsageClaim.NEEDS_RECONCILIATION else answer
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate.usage.reporter import InboundRecord, Outcome
-from tollgate.usage.transport import StreamTransport
+from tollgate.adapters.stripe_api.meter_transport import StreamTransport
+from tollgate.services.usage_reporter import InboundRecord, UsageOutcome
 
 from .conftest import UsageStack
 from .test_reporter_on_emulator import body
@@ -29,6 +29,6 @@ def test_a_stored_500_is_not_replayed_to_the_redelivered_record(stack: UsageStac
     again = reporter.report([InboundRecord("m-1", record.body, receive_count=2)])
 
     # Then the first attempt is a retry and the redelivery is recorded, once
-    assert first["m-1"].outcome is Outcome.RETRY
-    assert again["m-1"].outcome is Outcome.SENT
+    assert first["m-1"].outcome is UsageOutcome.RETRY
+    assert again["m-1"].outcome is UsageOutcome.SENT
     assert stack.emu.meter_total("api_tokens", customer) == 7

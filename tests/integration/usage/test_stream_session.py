@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from tollgate.usage.transport import SESSION_REFRESH_MARGIN_SECONDS, Delivery, MeterEvent, StreamTransport
+from tollgate.adapters.stripe_api.meter_transport import SESSION_REFRESH_MARGIN_SECONDS, StreamTransport
+from tollgate.ports.stripe import MeterEvent, SendStatus
 
 from .conftest import UsageStack
 
@@ -33,7 +34,7 @@ def test_the_session_token_is_reused_then_renewed_shortly_before_it_expires(stac
     results = transport.send(events(stack, "b", 2))
     # Then a new session was made before the request, which was accepted without a 401
     assert len(stack.emu.requests_to(SESSION_PATH)) == 2
-    assert {r.delivery for r in results.values()} == {Delivery.ACCEPTED}
+    assert {r.status for r in results.values()} == {SendStatus.ACCEPTED}
     assert all(r["status"] == 200 for r in stack.stream_requests())
 
 
@@ -45,7 +46,7 @@ def test_a_401_for_an_expired_session_renews_it_once_and_the_events_are_accepted
     # When the next batch goes out
     results = transport.send(events(stack, "d", 3))
     # Then the 401 renewed the session and the batch was recorded
-    assert {r.delivery for r in results.values()} == {Delivery.ACCEPTED}
+    assert {r.status for r in results.values()} == {SendStatus.ACCEPTED}
     assert len(stack.emu.requests_to(SESSION_PATH)) == 2
     assert [r["status"] for r in stack.stream_requests()] == [200, 401, 200]
     assert sum(1 for e in stack.emu.billing.meter_events if e["identifier"].startswith("tg1_d")) == 3

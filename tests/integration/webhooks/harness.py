@@ -14,12 +14,15 @@ from typing import Any
 
 from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
-from tollgate.domain_events import DomainEvent
-from tollgate.subscriptions.repository import DynamoSubscriptionRepository, StateWrite, WriteResult
-from tollgate.webhooks.handlers import HandlerContext, MeterErrorReport
-from tollgate.webhooks.ledger import DynamoEventLedger
-from tollgate.webhooks.processor import Delivery, Outcome, WebhookService
-from tollgate.webhooks.verification import sign
+from tollgate.adapters.dynamodb.event_ledger import DynamoEventLedger
+from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
+from tollgate.domain.effects import MeterErrorReport
+from tollgate.domain.events import DomainEvent
+from tollgate.domain.signatures import sign
+from tollgate.domain.subscriptions import StateWrite, WriteResult
+from tollgate.services.subscription_writes import SubscriptionWriter
+from tollgate.services.webhook import WebhookDelivery, WebhookOutcome, WebhookService
+from tollgate.services.webhook_handlers import HandlerContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "stripe"
 
@@ -149,10 +152,12 @@ class Harness:
     secrets: list[str]
     clock: Clock
 
-    def deliver(self, event: dict[str, Any] | bytes, *, secret: str | None = None, remaining_ms: int = 9000) -> Outcome:
+    def deliver(
+        self, event: dict[str, Any] | bytes, *, secret: str | None = None, remaining_ms: int = 9000
+    ) -> WebhookOutcome:
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
         header = sign(body, secret or self.secrets[0], int(self.clock()))
-        return self.service.receive(Delivery(body, header, remaining_ms))
+        return self.service.receive(WebhookDelivery(body, header, remaining_ms))
 
 
 def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_seconds: float = 0.0) -> Harness:
@@ -167,12 +172,8 @@ def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_s
     service = WebhookService(
         signing_secrets=lambda: keys,
         ledger=DynamoEventLedger(client, table, clock=clock),
-        repository=repo,
-        directory=directory,
-        publisher=bus,
+        writer=SubscriptionWriter(repo, directory, bus, meter, clock=clock),
         context=HandlerContext(reader=stripe, catalog=None, owners=repo),
-        meter_errors=meter,
-        deletions=directory,
         clock=clock,
         sleep=lambda s: None,
         in_progress_wait_seconds=wait_seconds,

@@ -25,13 +25,15 @@ from devstack.stripe_emulator import StripeEmulator
 from tests.integration.webhooks.harness import Harness, build_harness
 from tests.support.events import http_api_event
 from tollgate import errors
-from tollgate.http import status_for
-from tollgate.subscriptions import projection
-from tollgate.subscriptions.repository import StateWrite, WriteOutcome, WriteResult, to_attribute
-from tollgate.webhooks.gateway import SdkStripeReader
-from tollgate.webhooks.handlers import SNAPSHOT_HANDLERS
-from tollgate.webhooks.processor import Delivery, header, raw_body
-from tollgate.webhooks.verification import sign
+from tollgate.adapters.dynamodb.subscription_repository import to_attribute
+from tollgate.adapters.stripe_api.reader import SdkStripeReader
+from tollgate.domain import projection
+from tollgate.domain.signatures import sign
+from tollgate.domain.subscriptions import StateWrite, WriteOutcome, WriteResult
+from tollgate.http.responses import status_for
+from tollgate.http.webhook_request import header, raw_body
+from tollgate.services.webhook import WebhookDelivery
+from tollgate.services.webhook_handlers import SNAPSHOT_HANDLERS
 
 DAY = 86_400
 STORM_KEY = "sk" + "_test_" + "storm"
@@ -197,7 +199,7 @@ def deliver_storm(
                 "POST", "/webhooks/stripe", body=body, headers={"Stripe-Signature": signature}, base64_body=encoded
             )
             try:
-                delivery = Delivery(raw_body(api_event), header(api_event, "stripe-signature"), 9000)
+                delivery = WebhookDelivery(raw_body(api_event), header(api_event, "stripe-signature"), 9000)
                 outcome = h.service.receive(delivery)
                 status, label = 200, outcome.result
             except errors.TollgateError as exc:
@@ -227,7 +229,8 @@ def deliver_storm(
 def storm_harness(client: Any, table: str, emu: StripeEmulator) -> Harness:
     """The webhook service on DynamoDB `client`, fetch-latest served by the emulator, real time."""
     h = build_harness(client, table, wait_seconds=2.0)
-    h.service.context = type(h.service.context)(reader=SdkStripeReader(inprocess_client(emu)), catalog=None)
+    client = inprocess_client(emu)
+    h.service.context = type(h.service.context)(reader=SdkStripeReader(lambda: client), catalog=None)
     h.service.clock = time.time
     h.service.sleep = time.sleep
     h.repository._clock = time.time

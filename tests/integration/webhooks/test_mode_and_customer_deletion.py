@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from pydantic import SecretStr
 
 from tests.integration.webhooks.harness import Harness, build_harness, load_event
-from tollgate.customers import DynamoCustomerDirectory
-from tollgate.webhooks.wiring import key_is_live
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+from tollgate.adapters.secrets_manager import StripeSecrets
 
 
 @pytest.fixture
@@ -39,13 +40,14 @@ def test_the_mode_is_read_from_the_key_kind() -> None:
     live = "sk" + "_live_" + "x" * 24
     restricted_live = "rk" + "_live_" + "x" * 24
     test = "sk" + "_test_" + "x" * 24
-    assert (key_is_live(live), key_is_live(restricted_live), key_is_live(test)) == (True, True, False)
+    modes = [StripeSecrets(api_key=SecretStr(key)).key_is_live() for key in (live, restricted_live, test)]
+    assert modes == [True, True, False]
 
 
 def test_customer_deleted_marks_the_mapping_and_never_creates_one(h: Harness, billing_table: str) -> None:
     client = boto3.client("dynamodb")
     directory = DynamoCustomerDirectory(client, billing_table)
-    h.service.deletions = directory
+    h.service.writer.directory = directory
     directory.link("user-123", "cus_TestProjection01")
     # When Stripe says the customer was deleted
     h.deliver(load_event("customer.deleted"))
@@ -63,11 +65,11 @@ def test_customer_deleted_marks_the_mapping_and_never_creates_one(h: Harness, bi
 
 
 def test_meter_error_report_is_stored_under_the_usage_packages_key(h: Harness, billing_table: str) -> None:
+    from tollgate.adapters.dynamodb.meter_errors import DynamoMeterErrorLog
     from tollgate.observability import metrics
-    from tollgate.webhooks.wiring import DynamoMeterErrorLog
 
     client = boto3.client("dynamodb")
-    h.service.meter_errors = DynamoMeterErrorLog(client, billing_table, clock=h.clock)
+    h.service.writer.meter_errors = DynamoMeterErrorLog(client, billing_table, clock=h.clock)
     metrics.clear_metrics()
     event = load_event("v1.billing.meter.error_report_triggered")
     # When Stripe reports invalid meter events

@@ -1,5 +1,5 @@
 """Reconciling the table with Stripe repairs a change whose events never arrived, through the webhook's own path,
-and never hides a newer change (tollgate.reconcile)."""
+and never hides a newer change (tollgate.services.reconcile)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 
 from tests.integration.webhooks.test_success_page_race import USER, World, build_world, pay
 from tollgate import errors
-from tollgate.reconcile import FetchedPage, Reconciler, SdkSubscriptionSource, SubscriptionSource, stripe_time
+from tollgate.adapters.stripe_api.subscription_source import SdkSubscriptionSource, stripe_time
+from tollgate.ports.stripe import FetchedPage, SubscriptionSource
+from tollgate.services.reconcile import Reconciler
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +45,7 @@ def shown(world: World) -> dict[str, Any]:
 
 
 def reconciler(world: World, source: SubscriptionSource | None = None) -> Reconciler:
-    return Reconciler(source or SdkSubscriptionSource(world.client), world.service, None)
+    return Reconciler(source or SdkSubscriptionSource(lambda: world.client), world.service.writer, None)
 
 
 def test_a_change_whose_event_was_lost_is_repaired_and_announced(world: World) -> None:
@@ -85,7 +87,7 @@ def test_control_dating_the_fetch_by_object_timestamps_leaves_the_lost_change_un
     world.deliver(change_cancel_at_period_end(world, subscription, True))
     change_cancel_at_period_end(world, subscription, False)
     world.emu.clock.advance(5)
-    reconciler(world, ObjectTimestamps(SdkSubscriptionSource(world.client))).run(customer)
+    reconciler(world, ObjectTimestamps(SdkSubscriptionSource(lambda: world.client))).run(customer)
     assert shown(world)["cancel_at_period_end"] is True
 
 
@@ -107,7 +109,7 @@ def test_reconciling_every_subscription_pages_through_the_account(world: World) 
     _, completed = pay(world, user="user-race-2")
     world.deliver(completed)
     # When all subscriptions are reconciled, one per page
-    source = SdkSubscriptionSource(world.client)
+    source = SdkSubscriptionSource(lambda: world.client)
     source.PAGE_SIZE = 1  # type: ignore[misc]
     report = reconciler(world, source).run(None)
     # Then both were seen (the account may hold others from earlier tests), and nothing changed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import boto3
 
-from tollgate.subscriptions.model import Watermark
-from tollgate.subscriptions.repository import DynamoSubscriptionRepository, StateWrite, WriteOutcome
+from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
+from tollgate.domain.subscriptions import StateWrite, Watermark, WriteOutcome
 
 
 def sub_write(created: int, status: str, *, event_id: str = "evt_a", rank: int = 1, sub: str = "sub_1") -> StateWrite:

@@ -23,15 +23,17 @@ from tests.integration.webhooks.harness import MeterErrors, RecordingBus, signin
 from tests.support.events import FakeLambdaContext, http_api_event
 from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
-from tollgate.access import AccessPolicy
-from tollgate.customers import DynamoCustomerDirectory
-from tollgate.subscriptions.repository import DynamoSubscriptionRepository
-from tollgate.subscriptions.status import BillingStatusService, SuccessPageCheck
-from tollgate.webhooks.gateway import SdkStripeReader
-from tollgate.webhooks.handlers import HandlerContext
-from tollgate.webhooks.ledger import DynamoEventLedger
-from tollgate.webhooks.processor import Delivery, Outcome, WebhookService
-from tollgate.webhooks.verification import sign
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+from tollgate.adapters.dynamodb.event_ledger import DynamoEventLedger
+from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
+from tollgate.adapters.stripe_api.reader import SdkStripeReader
+from tollgate.domain.access import AccessPolicy
+from tollgate.domain.signatures import sign
+from tollgate.services.billing_status import BillingStatusService
+from tollgate.services.subscription_writes import SubscriptionWriter
+from tollgate.services.success_page import SuccessPageCheck
+from tollgate.services.webhook import WebhookDelivery, WebhookOutcome, WebhookService
+from tollgate.services.webhook_handlers import HandlerContext
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +52,9 @@ class World:
     directory: DynamoCustomerDirectory
     secret: str
 
-    def deliver(self, event: dict[str, Any]) -> Outcome:
+    def deliver(self, event: dict[str, Any]) -> WebhookOutcome:
         body = json.dumps(event).encode()
-        return self.service.receive(Delivery(body, sign(body, self.secret, self.emu.clock.now_int()), 9000))
+        return self.service.receive(WebhookDelivery(body, sign(body, self.secret, self.emu.clock.now_int()), 9000))
 
     def activations(self) -> list[str]:
         return [e.id for e in self.bus.events if e.name == "subscription.activated"]
@@ -65,21 +67,18 @@ def build_world(emu: StripeEmulator, client: stripe.StripeClient, table: str) ->
     directory = DynamoCustomerDirectory(dynamodb, table, clock=clock)
     bus = RecordingBus()
     secret = signing_secret()
-    context = HandlerContext(reader=SdkStripeReader(client), catalog=None)
+    context = HandlerContext(reader=SdkStripeReader(lambda: client), catalog=None)
+    writer = SubscriptionWriter(repository, directory, bus, MeterErrors(), clock=clock)
     service = WebhookService(
         signing_secrets=lambda: [secret],
         ledger=DynamoEventLedger(dynamodb, table, clock=clock),
-        repository=repository,
-        directory=directory,
-        publisher=bus,
+        writer=writer,
         context=context,
-        meter_errors=MeterErrors(),
-        deletions=directory,
         clock=clock,
         in_progress_wait_seconds=5.0,
     )
     status = BillingStatusService(repository, directory, AccessPolicy(), clock=clock)
-    return World(emu, client, service, SuccessPageCheck(context, directory, service, status), status, bus,
+    return World(emu, client, service, SuccessPageCheck(context, directory, writer, status), status, bus,
                  repository, directory, secret)  # fmt: skip
 
 
@@ -165,7 +164,7 @@ def test_all_five_orderings_grant_exactly_once_and_end_in_the_same_state(
             pages.append(world.page.check(user, session_id))
             return pages[-1]
 
-        def hook(world: World = world, event: dict[str, Any] = event) -> Outcome:
+        def hook(world: World = world, event: dict[str, Any] = event) -> WebhookOutcome:
             return world.deliver(event)
 
         # When the success page and the webhook happen in this order

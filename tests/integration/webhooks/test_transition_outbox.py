@@ -12,9 +12,9 @@ import pytest
 from tests.integration.webhooks.harness import Crash, Harness, build_harness, load_event
 from tests.support.dynamodb_size import item_size
 from tollgate import errors
-from tollgate.subscriptions import outbox
-from tollgate.subscriptions.outbox import GARBAGE_LIMIT
-from tollgate.subscriptions.repository import from_dynamo
+from tollgate.adapters.dynamodb.subscription_repository import from_dynamo
+from tollgate.domain import outbox
+from tollgate.domain.outbox import MAX_SETTLED_ENTRIES
 
 CUSTOMER = "cus_TestProjection01"
 
@@ -35,17 +35,17 @@ def sub_event(
 
 def deliver_and_crash_before_publishing(h: Harness, event: dict[str, Any], remaining_ms: int = 3000) -> None:
     """The attempt commits the state, then its invocation ends (timeout) before the bus call returns."""
-    original = h.service.publisher.publish
+    original = h.service.writer.publisher.publish
 
     def crash(_: Any) -> None:
         raise Crash
 
-    h.service.publisher.publish = crash  # type: ignore[method-assign]
+    h.service.writer.publisher.publish = crash  # type: ignore[method-assign]
     try:
         with pytest.raises(Crash):
             h.deliver(event, remaining_ms=remaining_ms)
     finally:
-        h.service.publisher.publish = original  # type: ignore[method-assign]
+        h.service.writer.publisher.publish = original  # type: ignore[method-assign]
 
 
 def announced(h: Harness) -> list[tuple[str, str]]:
@@ -88,7 +88,7 @@ def test_control_without_the_outbox_the_crashed_activation_is_lost(
     h: Harness, billing_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the outbox entries are never read back (what the product did before: only the writer knew the change)
-    monkeypatch.setattr("tollgate.webhooks.processor.pending_in", lambda item: [])
+    monkeypatch.setattr("tollgate.services.subscription_writes.pending_in", lambda item: [])
     deliver_and_crash_before_publishing(h, sub_event("evt_act", 100, "active"))
     h.clock.now += 1
     h.deliver(sub_event("evt_due", 200, "past_due"))
@@ -179,7 +179,8 @@ def test_control_without_the_marker_the_tied_redelivery_applies_again(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the redelivery cannot see that its event left an entry on the item
-    monkeypatch.setattr("tollgate.webhooks.processor.entries_in", lambda item: {})
+    monkeypatch.setattr("tollgate.services.subscription_writes.entries_in", lambda item: {})
+    monkeypatch.setattr("tollgate.services.webhook.entries_in", lambda item: {})
     h.deliver(sub_event("evt_e", 100, "active"))
     h.stripe.objects["sub_1TestProjection0001"] = sub_event("x", 100, "past_due")["data"]["object"]
     h.deliver(sub_event("evt_f", 100, "past_due"))
@@ -195,7 +196,7 @@ def test_writes_that_announce_nothing_do_not_pile_up_on_the_item(h: Harness, bil
         h.deliver(sub_event(f"evt_{i}", 100 + i, "active"))
     # Then the item holds only a few settled entries, none pending, and one announcement was made
     item = subscription_item(billing_table)
-    assert len([a for a in item if a.startswith(outbox.ENTRY_PREFIX)]) <= GARBAGE_LIMIT
+    assert len([a for a in item if a.startswith(outbox.ENTRY_PREFIX)]) <= MAX_SETTLED_ENTRIES
     assert entries(billing_table) == []
     assert announced(h) == [("evt_0", "subscription.activated")]
     # And the item stays within one DynamoDB write unit (1 KB)

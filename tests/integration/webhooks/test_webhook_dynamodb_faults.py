@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError
 
 from tests.integration.webhooks.harness import Harness, build_harness, ledger_item, load_event
 from tollgate import errors
-from tollgate.customers import DynamoCustomerDirectory
-from tollgate.subscriptions import repository as repository_module
-from tollgate.subscriptions.repository import WriteOutcome
+from tollgate.adapters.dynamodb import subscription_repository as repository_module
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+from tollgate.domain.subscriptions import WriteOutcome
 
 pytestmark = pytest.mark.slow
 
@@ -122,8 +122,8 @@ def invoice_committed(h: Harness, event: dict[str, Any]) -> bool:
 
 def customer_deleted(h: Harness, i: int) -> dict[str, Any]:
     customer = f"cus_fault{i:05d}"
-    assert isinstance(h.service.deletions, DynamoCustomerDirectory)
-    h.service.deletions.link(f"user-fault-{i}", customer)
+    assert isinstance(h.service.writer.directory, DynamoCustomerDirectory)
+    h.service.writer.directory.link(f"user-fault-{i}", customer)
     event = load_event("customer.deleted")
     event["id"], event["created"] = f"evt_fault_cd{i:05d}", 1_790_000_000 + i
     event["data"]["object"]["id"] = customer
@@ -230,11 +230,11 @@ def run_fault_matrix(h: Harness, faulty: FaultyDynamoDB) -> FaultReport:
 
 def fault_harness(billing_table: str) -> tuple[Harness, FaultyDynamoDB]:
     h = build_harness(boto3.client("dynamodb"), billing_table)
-    faulty = FaultyDynamoDB(h.service.repository._client)  # type: ignore[attr-defined]
-    for component in (h.service.ledger, h.service.repository):
+    faulty = FaultyDynamoDB(h.service.writer.repository._client)  # type: ignore[attr-defined]
+    for component in (h.service.ledger, h.service.writer.repository):
         component._client = faulty  # type: ignore[attr-defined]
     directory = DynamoCustomerDirectory(faulty, billing_table, clock=h.clock)  # type: ignore[arg-type]
-    h.service.deletions = h.service.directory = directory
+    h.service.writer.directory = directory
     return h, faulty
 
 

@@ -13,8 +13,9 @@ import pytest
 
 from tests.integration.webhooks.harness import Harness, build_harness, load_event
 from tollgate import errors
-from tollgate.subscriptions.repository import StateWrite, WriteResult
-from tollgate.webhooks.ledger import Claim, ClaimStatus, DynamoEventLedger
+from tollgate.adapters.dynamodb.event_ledger import DynamoEventLedger
+from tollgate.domain.subscriptions import StateWrite, WriteResult
+from tollgate.ports.storage import EventClaim, EventClaimStatus
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +40,9 @@ def sub_event(index: int) -> dict[str, Any]:
 class MarkSeenFirstLedger(DynamoEventLedger):
     """The naive strategy: record the event as done at claim time, before its work."""
 
-    def claim(self, event_id: str, event_type: str, lease_until: int) -> Claim:
+    def claim(self, event_id: str, event_type: str, lease_until: int) -> EventClaim:
         claim = super().claim(event_id, event_type, lease_until)
-        if claim.status is ClaimStatus.CLAIMED:
+        if claim.status is EventClaimStatus.CLAIMED:
             self.complete(event_id, claim.token)
         return claim
 
@@ -107,9 +108,9 @@ def test_control_marking_events_seen_first_loses_the_crashed_ones(billing_table:
 class SeenMeansDoneLedger(DynamoEventLedger):
     """The naive strategy: any record of the event, even another worker's live lease, counts as "done"."""
 
-    def claim(self, event_id: str, event_type: str, lease_until: int) -> Claim:
+    def claim(self, event_id: str, event_type: str, lease_until: int) -> EventClaim:
         claim = super().claim(event_id, event_type, lease_until)
-        return Claim(ClaimStatus.COMPLETED) if claim.status is ClaimStatus.IN_PROGRESS else claim
+        return EventClaim(EventClaimStatus.COMPLETED) if claim.status is EventClaimStatus.IN_PROGRESS else claim
 
 
 def run_burst(h: Harness, trials: int, fanout: int) -> tuple[list[str], int, int, int]:

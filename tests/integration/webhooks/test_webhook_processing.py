@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.webhooks.harness import Crash, Harness, build_harness, ledger_item, load_event
 from tollgate import errors
-from tollgate.webhooks.processor import Delivery
+from tollgate.services.webhook import WebhookDelivery
 
 
 @pytest.fixture
@@ -229,7 +229,7 @@ def test_wrong_kind_or_malformed_payload_is_400(h: Harness) -> None:
 
 def test_body_over_the_cap_is_413_before_any_signature_work(h: Harness) -> None:
     with pytest.raises(errors.PayloadTooLarge):
-        h.service.receive(Delivery(b"x" * (h.service.max_body_bytes + 1), None, 9000))
+        h.service.receive(WebhookDelivery(b"x" * (h.service.max_body_bytes + 1), None, 9000))
 
 
 def test_no_signing_secret_fails_closed_with_5xx(h: Harness) -> None:
@@ -298,15 +298,15 @@ def test_every_lease_expires_within_the_remaining_invocation_time(h: Harness, bi
 
 def test_crash_after_commit_republishes_the_transition_on_retry(h: Harness) -> None:
     event = load_event("customer.subscription.updated")
-    original = h.service.publisher.publish
+    original = h.service.writer.publisher.publish
 
     def crash(_: Any) -> None:
         raise Crash
 
-    h.service.publisher.publish = crash  # type: ignore[method-assign]
+    h.service.writer.publisher.publish = crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
         h.deliver(event, remaining_ms=2000)
-    h.service.publisher.publish = original  # type: ignore[method-assign]
+    h.service.writer.publisher.publish = original  # type: ignore[method-assign]
     # When Stripe retries while the crashed attempt could still be running (its invocation had 2 s): non-2xx,
     # nothing announced yet
     h.clock.now += 1

@@ -74,7 +74,7 @@ def test_control_applying_snapshots_in_arrival_order_diverges_from_stripe(
     kept = set(sorted({t["customer_id"] for t in truth.values()})[:CONTROL_SUBSCRIPTIONS])
     sample = [e for e in events if (e["data"]["object"].get("customer") in kept)]
     h = storm_harness(boto3.client("dynamodb"), billing_table, emu)
-    h.service.repository = ArrivalOrderRepository(h.repository)  # type: ignore[assignment]
+    h.service.writer.repository = ArrivalOrderRepository(h.repository)  # type: ignore[assignment]
     deliver_storm(h, sample, workers=1, duplicate_share=0.2)
     # Then the table no longer equals Stripe's state
     mismatches = table_mismatches(h, {k: v for k, v in truth.items() if v["customer_id"] in kept})

@@ -10,9 +10,8 @@ import pytest
 
 from tests.support.events import FakeLambdaContext, http_api_event
 from tests.unit.api.fakes import CANCEL_URL, CATALOG_JSON, RETURN_URL, SUCCESS_URL, FakeCatalogGateway, World
-from tollgate.catalog import CatalogCache
-from tollgate.checkout import CheckoutService
-from tollgate.portal import PortalService
+from tollgate import bootstrap
+from tollgate.services.catalog import CatalogCache
 
 API_ENV = {
     "PLAN_CATALOG": json.dumps(CATALOG_JSON),
@@ -33,8 +32,9 @@ def api_env(monkeypatch: pytest.MonkeyPatch, fresh_container: Any) -> Any:
 def world(api_env: Any, monkeypatch: pytest.MonkeyPatch) -> World:
     """The real handlers and services, with every port replaced by an in-memory fake."""
     w = World()
-    monkeypatch.setattr(CheckoutService, "from_container", classmethod(lambda cls, c: w.checkout()))
-    monkeypatch.setattr(PortalService, "from_container", classmethod(lambda cls, c: w.portal()))
+    # Built from the world on every use, so a test may swap a fake between requests.
+    monkeypatch.setattr(bootstrap.Container, "checkout", property(lambda c: w.checkout()))
+    monkeypatch.setattr(bootstrap.Container, "portal", property(lambda c: w.portal()))
     api_env.__dict__["plan_catalog"] = CatalogCache(api_env.settings.plan_catalog, FakeCatalogGateway)
     return w
 

@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollgate import errors
-from tollgate.access import AccessPolicy
-from tollgate.catalog import PriceView, PricingPlanView, ResolvedCatalog, resolve_catalog
-from tollgate.checkout import CheckoutOptions, CheckoutService, SessionLink
 from tollgate.config import PlanCatalog
-from tollgate.customers import Claim, CustomerMissing, UserRecord
-from tollgate.http import Caller
-from tollgate.portal import PortalOptions, PortalService
-from tollgate.subscriptions.model import SubscriptionState
+from tollgate.domain.access import AccessPolicy
+from tollgate.domain.catalog import PriceView, PricingPlanView, ResolvedCatalog
+from tollgate.domain.customers import CreationClaim, UserRecord
+from tollgate.domain.subscriptions import SubscriptionState
+from tollgate.errors import CustomerMissing
+from tollgate.http.identity import Caller
+from tollgate.ports.stripe import SessionLink
+from tollgate.services.catalog import resolve_catalog
+from tollgate.services.checkout import CheckoutOptions, CheckoutService
+from tollgate.services.portal import PortalOptions, PortalService
 
 SUCCESS_URL = "https://app.example.test/billing/success?session_id={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "https://app.example.test/pricing"
@@ -87,18 +90,18 @@ class InMemoryDirectory:
                 raise errors.Conflict()
             self.user_to_customer[user_id] = customer_id
 
-    def claim_creation(self, user_id: str, replacing: str | None = None) -> Claim:
+    def claim_creation(self, user_id: str, replacing: str | None = None) -> CreationClaim:
         with self._lock:
             if replacing is not None:
                 if self.user_to_customer.get(user_id) != replacing or replacing not in self.deleted:
-                    return Claim(False, self.generations.get(user_id, 0))
+                    return CreationClaim(False, self.generations.get(user_id, 0))
                 del self.user_to_customer[user_id]
                 self.claims.add(user_id)
                 self.generations[user_id] = self.generations.get(user_id, 0) + 1
-                return Claim(True, self.generations[user_id])
+                return CreationClaim(True, self.generations[user_id])
             won = user_id not in self.claims and user_id not in self.user_to_customer
             self.claims.add(user_id)
-            return Claim(won, self.generations.get(user_id, 0))
+            return CreationClaim(won, self.generations.get(user_id, 0))
 
     def advance_generation(self, user_id: str, seen: int) -> bool:
         with self._lock:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.api.conftest import Invoke
 from tests.unit.api.fakes import CANCEL_URL, SUCCESS_URL, World, subscription
-from tollgate.checkout import DERIVED_KEY_WINDOW_SECONDS
+from tollgate.services.checkout import DERIVED_KEY_WINDOW_SECONDS
 
 ALICE = {"sub": "user-alice", "email": "alice@example.test", "email_verified": True}
 

@@ -15,15 +15,10 @@ import pytest
 
 from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
-from tollgate.customers import (
-    Claim,
-    CreationWait,
-    CustomerKeySpent,
-    DynamoCustomerDirectory,
-    UserRecord,
-    customer_idempotency_key,
-    ensure_customer,
-)
+from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
+from tollgate.domain.customers import CreationClaim, UserRecord, customer_idempotency_key
+from tollgate.errors import CreationKeyUnusable
+from tollgate.services.customers import CreationWait, ensure_customer
 
 
 class IdempotentFakeStripeCustomers:
@@ -191,7 +186,7 @@ class StripeStoringOneFailure(IdempotentFakeStripeCustomers):
                 self.spent.add(idempotency_key)
             if idempotency_key in self.spent:
                 self.calls.append({"user_id": user_id, "email": email, "key": idempotency_key, "spent": True})
-                raise CustomerKeySpent()
+                raise CreationKeyUnusable()
         return super().create_customer(user_id, email, idempotency_key)
 
 
@@ -222,7 +217,7 @@ def attempt_twice(directory: DynamoCustomerDirectory, stripe: Any, user_id: str)
     for _ in range(2):
         try:
             outcomes.append(ensure_customer(directory, stripe, user_id, None))
-        except CustomerKeySpent:
+        except CreationKeyUnusable:
             outcomes.append("503")
     return outcomes[0], outcomes[1]
 
@@ -253,13 +248,13 @@ def test_control_a_fixed_creation_key_keeps_failing_the_retry(billing_table: str
 
 def test_only_the_request_that_used_a_generation_moves_it_on(directory: DynamoCustomerDirectory) -> None:
     # Given A claims and fails with generation 0, and retries (claiming generation 1, its create in flight)
-    assert directory.claim_creation("user-g") == Claim(won=True, generation=0)
+    assert directory.claim_creation("user-g") == CreationClaim(won=True, generation=0)
     assert directory.advance_generation("user-g", 0) is True
-    assert directory.claim_creation("user-g") == Claim(won=True, generation=1)
+    assert directory.claim_creation("user-g") == CreationClaim(won=True, generation=1)
     # When B, a waiter that also used generation 0, reports its spent key late
     assert directory.advance_generation("user-g", 0) is False
     # Then a third request still waits for A and shares A's key: one customer
-    assert directory.claim_creation("user-g") == Claim(won=False, generation=1)
+    assert directory.claim_creation("user-g") == CreationClaim(won=False, generation=1)
 
 
 def test_control_an_unconditional_bump_splits_concurrent_requests_onto_two_keys(billing_table: str) -> None:
@@ -267,10 +262,10 @@ def test_control_an_unconditional_bump_splits_concurrent_requests_onto_two_keys(
     # Given the same sequence with a bump that ignores which generation failed
     directory.claim_creation("user-g")
     directory.advance_generation("user-g", 0)
-    assert directory.claim_creation("user-g") == Claim(won=True, generation=1)
+    assert directory.claim_creation("user-g") == CreationClaim(won=True, generation=1)
     directory.advance_generation("user-g", 0)
     # Then B's late report steals A's claim and moves the key: a third request creates a second customer
-    assert directory.claim_creation("user-g") == Claim(won=True, generation=2)
+    assert directory.claim_creation("user-g") == CreationClaim(won=True, generation=2)
 
 
 def test_fifty_concurrent_first_requests_with_a_spent_first_key_still_create_one_customer(
@@ -284,7 +279,7 @@ def test_fifty_concurrent_first_requests_with_a_spent_first_key_still_create_one
         for _ in range(2):
             try:
                 return ensure_customer(directory, stripe, "user-r", None, wait=wait)
-            except CustomerKeySpent:
+            except CreationKeyUnusable:
                 continue
         return "503 twice"
 

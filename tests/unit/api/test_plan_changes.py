@@ -9,18 +9,13 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.unit.api.fakes import AdmitAll, InMemoryDirectory, caller, resolved_catalog, subscription
+from tests.unit.api.fakes import AdmitAll, InMemoryDirectory, resolved_catalog, subscription
 from tollgate import errors
-from tollgate.access import AccessPolicy
-from tollgate.plan_changes import (
-    ChangeRequest,
-    DynamoPendingChangeStore,
-    PlanChangeService,
-    PreviewRequest,
-    ProrationPreview,
-    SubscriptionView,
-    TokenSigner,
-)
+from tollgate.adapters.dynamodb.pending_changes import DynamoPendingChangeStore
+from tollgate.domain.access import AccessPolicy
+from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView, TokenSigner
+from tollgate.http.models import PreviewRequest
+from tollgate.services.plan_changes import PlanChangeService
 
 PERIOD_START = 1_790_000_000
 PERIOD_END = PERIOD_START + 30 * 86400
@@ -131,10 +126,10 @@ def h(billing_table: str) -> Harness:
 
 def test_the_change_applies_exactly_what_was_previewed(h: Harness) -> None:
     # Given Alice previews an upgrade to 3 Team seats
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     # When she confirms five minutes later
     h.now += 300
-    result = h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    result = h.service.apply("alice", preview["token"])
     # Then Stripe gets the same items and proration date, so the charge equals the amount shown
     [applied] = h.gateway.applied
     details = applied["params"]
@@ -159,32 +154,32 @@ def test_the_change_applies_exactly_what_was_previewed(h: Harness) -> None:
 
 def test_control_a_fresh_proration_date_at_apply_time_charges_a_different_amount(h: Harness) -> None:
     # Control: an implementation that re-prorates "now" when applying would not charge what was shown
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     h.now += 300  # the user took five minutes to confirm
     naive_details = {"items": [{"price": "price_team_monthly", "quantity": 3}], "proration_date": int(h.now)}
     assert h.gateway.proration(naive_details) != preview["amount_due_now"]
 
 
 def test_a_token_works_once(h: Harness) -> None:
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
-    h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    preview = h.service.preview("alice", "team", 3)
+    h.service.apply("alice", preview["token"])
     with pytest.raises(errors.Conflict):
-        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+        h.service.apply("alice", preview["token"])
     assert len(h.gateway.applied) == 1
 
 
 def test_an_expired_token_is_refused(h: Harness) -> None:
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     h.now += 601
     with pytest.raises(errors.Conflict):
-        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+        h.service.apply("alice", preview["token"])
     assert h.gateway.applied == []
 
 
 def test_another_users_token_is_refused(h: Harness) -> None:
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     with pytest.raises(errors.Forbidden):
-        h.service.apply(caller("bob"), ChangeRequest(token=preview["token"]))
+        h.service.apply("bob", preview["token"])
     assert h.gateway.applied == []
 
 
@@ -211,21 +206,21 @@ def tampered(token: str, **changes: Any) -> str:
     ],
 )
 def test_a_tampered_or_forged_token_is_refused(h: Harness, forge: Any) -> None:
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     with pytest.raises(errors.Forbidden):
-        h.service.apply(caller("bob"), ChangeRequest(token=forge(preview["token"])))
+        h.service.apply("bob", forge(preview["token"]))
     with pytest.raises(errors.Forbidden):
-        h.service.apply(caller("alice"), ChangeRequest(token=forge(preview["token"])))
+        h.service.apply("alice", forge(preview["token"]))
     assert h.gateway.applied == []
 
 
 def test_a_transient_stripe_failure_keeps_the_token_usable_with_the_same_key(h: Harness) -> None:
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     h.gateway.fail_apply = errors.UpstreamUnavailable()
     with pytest.raises(errors.UpstreamUnavailable):
-        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+        h.service.apply("alice", preview["token"])
     h.gateway.fail_apply = None
-    h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    h.service.apply("alice", preview["token"])
     assert [a["key"] for a in h.gateway.applied] == ["plan-change:tok0"]
 
 
@@ -237,16 +232,16 @@ def test_only_catalog_plans_and_bounded_quantities(h: Harness) -> None:
         PreviewRequest(plan="starter", quantity=1),  # already the current plan
     ):
         with pytest.raises(errors.InvalidRequest):
-            h.service.preview(caller("alice"), request)
+            h.service.preview("alice", request.plan, request.quantity)
     assert h.gateway.previews == []
 
 
 def test_a_user_without_a_subscription_cannot_preview(h: Harness) -> None:
     with pytest.raises(errors.NotFound):
-        h.service.preview(caller("carol"), PreviewRequest(plan="team", quantity=3))
+        h.service.preview("carol", "team", 3)
     h.directory.link("carol", "cus_carol")
     with pytest.raises(errors.Conflict):
-        h.service.preview(caller("carol"), PreviewRequest(plan="team", quantity=3))
+        h.service.preview("carol", "team", 3)
 
 
 def test_a_cached_subscription_owned_by_someone_else_in_stripe_is_never_changed(h: Harness) -> None:
@@ -254,18 +249,18 @@ def test_a_cached_subscription_owned_by_someone_else_in_stripe_is_never_changed(
     bob_sub = h.subscriptions.states["cus_bob"]
     h.subscriptions.states["cus_alice"] = bob_sub.model_copy(update={"customer_id": "cus_alice"})
     with pytest.raises(errors.Conflict):
-        h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+        h.service.preview("alice", "team", 3)
     assert h.gateway.previews == []
 
 
 def test_a_second_previews_token_is_refused_after_the_first_change_applied(h: Harness) -> None:
     # Given Alice previews two different changes from the same starting plan
-    to_three = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
-    to_five = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=5))
+    to_three = h.service.preview("alice", "team", 3)
+    to_five = h.service.preview("alice", "team", 5)
     # When she confirms the first, then the second
-    h.service.apply(caller("alice"), ChangeRequest(token=to_three["token"]))
+    h.service.apply("alice", to_three["token"])
     with pytest.raises(errors.Conflict):
-        h.service.apply(caller("alice"), ChangeRequest(token=to_five["token"]))
+        h.service.apply("alice", to_five["token"])
     # Then only the first reached Stripe, and what was charged is what was shown
     assert [a["params"]["items"][0]["quantity"] for a in h.gateway.applied] == [3]
     assert h.gateway.charged == [to_three["amount_due_now"]]
@@ -273,24 +268,24 @@ def test_a_second_previews_token_is_refused_after_the_first_change_applied(h: Ha
 
 def test_control_applying_that_second_token_would_charge_a_different_amount_than_shown(h: Harness) -> None:
     # Control: the harness sees the mismatch a naive apply (no from-state check) would cause
-    to_three = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
-    to_five = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=5))  # shown from Starter x1
-    h.service.apply(caller("alice"), ChangeRequest(token=to_three["token"]))
+    to_three = h.service.preview("alice", "team", 3)
+    to_five = h.service.preview("alice", "team", 5)  # shown from Starter x1
+    h.service.apply("alice", to_three["token"])
     params = {"items": [{"price": "price_team_monthly", "quantity": 5}], "proration_date": to_five["proration_date"]}
     assert h.gateway.charge_from_live("sub_alice", params) != to_five["amount_due_now"]
 
 
 def test_a_retry_after_a_lost_answer_does_not_change_or_charge_twice(h: Harness) -> None:
     # Given Stripe applied the change but the answer was lost (a transient error for the caller)
-    preview = h.service.preview(caller("alice"), PreviewRequest(plan="team", quantity=3))
+    preview = h.service.preview("alice", "team", 3)
     h.gateway.lose_response = True
     with pytest.raises(errors.UpstreamUnavailable):
-        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+        h.service.apply("alice", preview["token"])
     h.gateway.lose_response = False
     # When the browser retries with the same token
-    result = h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+    result = h.service.apply("alice", preview["token"])
     # Then it succeeds without a second update in Stripe, and a third use of the token is refused
     assert result["quantity"] == 3
     assert len(h.gateway.applied) == 1
     with pytest.raises(errors.Conflict):
-        h.service.apply(caller("alice"), ChangeRequest(token=preview["token"]))
+        h.service.apply("alice", preview["token"])

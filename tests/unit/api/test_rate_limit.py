@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from tests.unit.api.conftest import Invoke
 from tests.unit.api.fakes import AdmitAll, World
 from tollgate import errors
-from tollgate.rate_limit import DynamoRateLimiter
+from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
 
 
 def flood(checkout_api: Invoke, portal_api: Invoke, world: World, user: str, requests: int) -> dict[int, int]:

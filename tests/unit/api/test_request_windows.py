@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 
-from tollgate.checkout import DynamoRequestWindows
+from tollgate.adapters.dynamodb.request_windows import DynamoRequestWindows
 
 
 def test_repeats_share_the_first_seen_time_until_the_window_ends(billing_table: str) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.support.template import load_template
-from tollgate.checkout import request_budget_seconds, stripe_call_budget_seconds
 from tollgate.config import Settings
-from tollgate.customers import CreationWait
+from tollgate.services.checkout import request_budget_seconds, stripe_call_budget_seconds
+from tollgate.services.customers import CreationWait
 
 API_GATEWAY_LIMIT_SECONDS = 30
 #: Left for DynamoDB, the response and the runtime after the last Stripe byte.

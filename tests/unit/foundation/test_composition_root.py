@@ -12,9 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from tollgate import bootstrap
+from tollgate.adapters.secrets_manager import StripeSecrets
 from tollgate.config import Settings
 from tollgate.errors import ConfigurationError
-from tollgate.secrets import StripeSecrets
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tollgate/stripe"
 

@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tollgate.adapters.dynamodb.usage_ledger import RESEND_WINDOW_SECONDS
 from tollgate.errors import PersistenceUnavailable
-from tollgate.usage.ledger import RESEND_WINDOW_SECONDS, Claim, LedgerEntry, LedgerStatus, Settled
-from tollgate.usage.reporter import InboundRecord, ParkedRecord
-from tollgate.usage.transport import Delivery, MeterEvent, SendResult
+from tollgate.ports.messaging import ParkedRecord
+from tollgate.ports.storage import LedgerEntry, LedgerStatus, Settled, UsageClaim
+from tollgate.ports.stripe import MeterEvent, SendResult, SendStatus
+from tollgate.services.usage_reporter import InboundRecord
 
 NOW = 1_790_000_000
 
@@ -44,7 +46,7 @@ class InMemoryLedger:
     fail_settles: bool = False
     clock: Callable[[], float] = lambda: NOW
 
-    def claim(self, entry: LedgerEntry) -> Claim:
+    def claim(self, entry: LedgerEntry) -> UsageClaim:
         if entry.usage_id in self.fail_claims_for:
             raise PersistenceUnavailable()
         now = self.clock()
@@ -52,19 +54,19 @@ class InMemoryLedger:
         first_attempt_at = now
         if old is not None:
             if old["content_hash"] != entry.content_hash:
-                return Claim.CONFLICT
+                return UsageClaim.CONFLICT
             if old["status"] == LedgerStatus.SENT:
-                return Claim.ALREADY_SENT
+                return UsageClaim.ALREADY_SENT
             if old["status"] == LedgerStatus.PENDING:
                 if old["first_attempt_at"] <= now - RESEND_WINDOW_SECONDS:
-                    return Claim.NEEDS_RECONCILIATION
+                    return UsageClaim.NEEDS_RECONCILIATION
                 first_attempt_at = old["first_attempt_at"]
         self.items[entry.usage_id] = {
             "content_hash": entry.content_hash,
             "status": LedgerStatus.PENDING,
             "first_attempt_at": first_attempt_at,
         }
-        return Claim.CLAIMED
+        return UsageClaim.CLAIMED
 
     def settle(self, outcomes: Sequence[Settled]) -> list[Settled]:
         if self.fail_settles:
@@ -87,7 +89,7 @@ class FakeTransport:
         out = {}
         for e in events:
             usage_id = e.identifier[4:].rpartition("_")[0]
-            out[e.identifier] = self.answers.get(usage_id, SendResult(Delivery.ACCEPTED))
+            out[e.identifier] = self.answers.get(usage_id, SendResult(SendStatus.ACCEPTED))
         return out
 
     @property

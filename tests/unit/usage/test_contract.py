@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tollgate.usage.contract import (
+from tollgate.domain.usage import (
     MAX_MESSAGE_BYTES,
     MalformedUsage,
     meter_identifier,
@@ -24,7 +24,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "usage-message.sche
 def test_published_schema_equals_the_model() -> None:
     # Given the schema published for producers in other languages
     published = json.loads(SCHEMA_PATH.read_text())
-    # Then it is exactly what the model generates (regenerate with `python -m tollgate.usage.schema`)
+    # Then it is exactly what the model generates (regenerate with `python -m tollgate.commands.usage_schema`)
     assert published == usage_message_json_schema()
 
 

@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from tests.support.events import FakeLambdaContext
-from tollgate.usage.reporter import UsageReporter
+from tollgate.services.usage_reporter import UsageReporter
 
 from .fakes import NOW, FakeDirectory, FakeMetrics, FakeParking, FakeTransport, InMemoryLedger
 
@@ -105,9 +105,9 @@ def test_a_fully_successful_batch_has_no_failures(parts: Parts, handler: Any) ->
 
 def test_when_every_record_must_be_retried_the_whole_batch_fails(parts: Parts, handler: Any) -> None:
     # Given Stripe rate-limiting the only record of the batch
-    from tollgate.usage.transport import Delivery, SendResult
+    from tollgate.ports.stripe import SendResult, SendStatus
 
-    parts.transport.answers["req-0100"] = SendResult(Delivery.RETRY, "rate_limited")
+    parts.transport.answers["req-0100"] = SendResult(SendStatus.RETRY, "rate_limited")
     # When the handler runs / Then Powertools fails the invocation: Lambda retries the batch as a whole
     with pytest.raises(BatchProcessingError):
         handler(sqs_event("usage_single.json"))

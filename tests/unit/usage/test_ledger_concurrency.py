@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tollgate.config import Settings
-from tollgate.usage.contract import parse_usage_message
-from tollgate.usage.ledger import Claim, LedgerEntry, LedgerStatus, Settled
-from tollgate.usage.reporter import UsageReporter
-from tollgate.usage.transport import Delivery, SendResult
+from tollgate.domain.usage import parse_usage_message
+from tollgate.ports.storage import LedgerEntry, LedgerStatus, Settled, UsageClaim
+from tollgate.ports.stripe import SendResult, SendStatus
+from tollgate.services.usage_reporter import UsageReporter
 
 from .fakes import NOW, FakeDirectory, FakeMetrics, FakeParking, FakeTransport, InMemoryLedger, record, usage
 
@@ -54,7 +54,7 @@ class SlowLedger(InMemoryLedger):
     claims_in_flight: InFlight = field(default_factory=lambda: InFlight(target=16, hold_s=5))
     settles_in_flight: InFlight = field(default_factory=lambda: InFlight(target=4, hold_s=5))
 
-    def claim(self, entry: LedgerEntry) -> Claim:
+    def claim(self, entry: LedgerEntry) -> UsageClaim:
         with self.claims_in_flight:
             return super().claim(entry)
 
@@ -126,14 +126,14 @@ prior_state = st.dictionaries(usage_ids, st.tuples(st.sampled_from(list(LedgerSt
     batch=batch_records,
     prior=prior_state,
     failing_claims=st.sets(usage_ids, max_size=2),
-    stripe_answers=st.dictionaries(usage_ids, st.sampled_from(list(Delivery)), max_size=3),
+    stripe_answers=st.dictionaries(usage_ids, st.sampled_from(list(SendStatus)), max_size=3),
     settle_fails=st.booleans(),
 )
 def test_concurrent_claims_decide_every_record_exactly_as_sequential_claims_do(
     batch: list[tuple[str, str, int]],
     prior: dict[str, tuple[LedgerStatus, int]],
     failing_claims: set[str],
-    stripe_answers: dict[str, Delivery],
+    stripe_answers: dict[str, SendStatus],
     settle_fails: bool,
 ) -> None:
     # Given the same batch (repeats, conflicting content, unknown and unreachable customers), the same ledger
@@ -173,7 +173,6 @@ def _content_hash(body: dict[str, Any]) -> str:
 
 def test_the_wired_reporter_gets_its_concurrency_and_a_connection_pool_to_match(aws: Any) -> None:
     from tollgate.bootstrap import Container
-    from tollgate.usage.wiring import build_usage_reporter
 
     # Given the usage function's settings with USAGE_LEDGER_CONCURRENCY=24
     settings = Settings.from_environment(
@@ -185,7 +184,7 @@ def test_the_wired_reporter_gets_its_concurrency_and_a_connection_pool_to_match(
         }
     )
     # When the composition root builds the reporter
-    reporter = build_usage_reporter(Container(settings))
+    reporter = Container(settings).usage_reporter
     # Then 24 ledger calls may run at once, each with its own pooled DynamoDB connection (botocore's default: 10)
     assert reporter.ledger_concurrency == 24
     ledger_client = reporter._ledger._client  # type: ignore[attr-defined]

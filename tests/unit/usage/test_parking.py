@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tollgate.usage.parking import DeadLetterParking
-from tollgate.usage.reporter import ParkedRecord
+from tollgate.adapters.sqs import DeadLetterParking
+from tollgate.ports.messaging import ParkedRecord
 
 
 class PartlyFailingQueue:

@@ -9,7 +9,7 @@ import pytest
 from devstack.template import Resolver
 from tests.support.template import load_template
 from tollgate.config import Settings
-from tollgate.usage.reporter import Outcome, UsageReporter
+from tollgate.services.usage_reporter import UsageOutcome, UsageReporter
 
 from .fakes import NOW, FakeDirectory, FakeParking, FakeTransport, InMemoryLedger, record, usage
 
@@ -61,9 +61,9 @@ def test_an_unknown_meter_is_parked_locally_without_a_stripe_call(configured: bo
     )
     # Then it is parked as unknown_meter and Stripe is never called; unconfigured, it would go to Stripe
     if configured:
-        assert outcomes["m1"].outcome is Outcome.PARKED
+        assert outcomes["m1"].outcome is UsageOutcome.PARKED
         assert outcomes["m1"].reason == "unknown_meter"
         assert transport.requests == []
     else:
-        assert outcomes["m1"].outcome is Outcome.SENT
+        assert outcomes["m1"].outcome is UsageOutcome.SENT
         assert len(transport.requests) == 1

@@ -8,7 +8,8 @@ from typing import Any
 
 import stripe
 
-from tollgate.usage.transport import Delivery, MeterEvent, StreamTransport
+from tollgate.adapters.stripe_api.meter_transport import StreamTransport
+from tollgate.ports.stripe import MeterEvent, SendStatus
 
 from .fakes import NOW
 
@@ -46,6 +47,6 @@ def test_a_duplicate_refusing_a_whole_request_marks_only_that_event_done_and_rec
     # When they are sent
     results = transport.send(events)
     # Then only the known one is a duplicate; the other two really reached Stripe (not marked done unsent)
-    assert results["tg1_b_000000000000"].delivery is Delivery.DUPLICATE
+    assert results["tg1_b_000000000000"].status is SendStatus.DUPLICATE
     assert client.recorded == ["tg1_a_000000000000", "tg1_c_000000000000"]
-    assert {results[i].delivery for i in client.recorded} == {Delivery.ACCEPTED}
+    assert {results[i].status for i in client.recorded} == {SendStatus.ACCEPTED}

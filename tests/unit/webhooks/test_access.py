@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate.access import DAY, AccessDecision, AccessPolicy, decide_access
-from tollgate.subscriptions.model import SubscriptionState
+from tollgate.domain.access import DAY, AccessDecision, AccessPolicy, decide_access
+from tollgate.domain.subscriptions import SubscriptionState
 
 NOW = 1_800_000_000
 POLICY = AccessPolicy(past_due_grace_seconds=7 * DAY)

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from tests.support.events import http_api_event
-from tollgate.webhooks.processor import header, raw_body
-from tollgate.webhooks.verification import SignatureRejected, sign, verify_signature
+from tollgate.domain.signatures import SignatureRejected, sign, verify_signature
+from tollgate.http.webhook_request import header, raw_body
 
 NOW = 1_790_000_000
 TOLERANCE = 300

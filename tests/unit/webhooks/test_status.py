@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from tollgate import errors
-from tollgate.access import AccessPolicy, decide_access
-from tollgate.subscriptions.model import Watermark
-from tollgate.subscriptions.status import BillingStatusService, SuccessPageCheck, page_watermark, subscription_view
-from tollgate.webhooks.handlers import Effects, HandlerContext
+from tollgate.domain.access import AccessPolicy, decide_access
+from tollgate.domain.effects import Effects
+from tollgate.domain.subscriptions import Watermark
+from tollgate.services.billing_status import BillingStatusService, subscription_view
+from tollgate.services.success_page import SuccessPageCheck, page_watermark
+from tollgate.services.webhook_handlers import HandlerContext
 
 
 class Directory:

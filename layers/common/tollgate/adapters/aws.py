@@ -40,8 +40,13 @@ THROTTLING_CODES = frozenset(
 )
 
 
-def dynamodb_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+def dynamodb_client(max_pool_connections: int | None = None) -> DynamoDBClient:
+    """``max_pool_connections``: as many pooled connections as the caller's threads (botocore's default of 10
+    would make extra threads wait for, or churn, connections). boto3 clients are thread-safe."""
+    config = AWS_CLIENT_CONFIG
+    if max_pool_connections is not None:
+        config = config.merge(Config(max_pool_connections=max(10, max_pool_connections)))
+    return boto3.client("dynamodb", config=config)
 
 
 def sqs_client() -> SQSClient:

@@ -1,0 +1,83 @@
+"""HTTP responses shared by the API functions: the resolver with request validation, the one mapping from domain
+errors to status codes, and JSON answers."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from tollgate import errors
+from tollgate.observability import logger
+
+JSON = "application/json"
+
+# Domain error -> HTTP status. Anything not listed is a bug and surfaces as a 500 (never a 200 or 400).
+STATUS_FOR_ERROR: dict[type[errors.TollgateError], HTTPStatus] = {
+    errors.InvalidRequest: HTTPStatus.BAD_REQUEST,
+    errors.Unauthenticated: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
+    errors.NotFound: HTTPStatus.NOT_FOUND,
+    errors.Conflict: HTTPStatus.CONFLICT,
+    errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
+    errors.UpstreamUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.PersistenceUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.UpstreamRejected: HTTPStatus.BAD_GATEWAY,
+    errors.UpstreamNotFound: HTTPStatus.NOT_FOUND,
+    errors.ConfigurationError: HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+
+
+def status_for(error: errors.TollgateError) -> HTTPStatus:
+    for cls in type(error).__mro__:
+        if cls in STATUS_FOR_ERROR:
+            return STATUS_FOR_ERROR[cls]
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def error_response(error: errors.TollgateError) -> Response[str]:
+    status = status_for(error)
+    headers: dict[str, str] = {"Cache-Control": "no-store"}
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        # The caller gets a short reason; the log gets the error class, never request data or secrets.
+        logger.error("request failed", error_type=type(error).__name__, status=int(status))
+    return Response(
+        status_code=int(status),
+        content_type=JSON,
+        body=json.dumps({"error": {"status": int(status), "reason": error.public_reason}}),
+        headers=headers,
+    )
+
+
+def json_response(body: object, status: int = 200, cache_seconds: int = 0) -> Response[str]:
+    cache = f"public, max-age={cache_seconds}" if cache_seconds else "no-store"
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers={"Cache-Control": cache})
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    """An HTTP API (payload 2.0) resolver with request validation and the project's error mapping."""
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(errors.TollgateError)  # type: ignore[untyped-decorator]
+    def _domain_error(error: errors.TollgateError) -> Response[str]:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _invalid_body(error: RequestValidationError) -> Response[str]:
+        # Report where the body is wrong, never echo the submitted values back.
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in error.errors()})
+        reason = "invalid request: " + ", ".join(fields)[:200]
+        return Response(
+            status_code=int(HTTPStatus.UNPROCESSABLE_ENTITY),
+            content_type=JSON,
+            body=json.dumps({"error": {"status": 422, "reason": reason}}),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return app

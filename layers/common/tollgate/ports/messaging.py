@@ -1,0 +1,35 @@
+"""What the product hands to queues, buses and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tollgate.domain.events import DomainEvent
+
+
+class DomainEventPublisher(Protocol):
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Publish every event or raise (PersistenceUnavailable): a caller must never think a partial batch went."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedRecord:
+    """A usage record that can never be billed as it stands, with its reason (see the glossary: *park*)."""
+
+    message_id: str
+    body: str
+    reason: str
+    usage_id: str | None
+
+
+class Parking(Protocol):
+    def park(self, records: Sequence[ParkedRecord]) -> list[str]:
+        """Keep ``records`` with their reasons; returns the message ids that could not be parked."""
+        ...
+
+
+class MetricsSink(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...

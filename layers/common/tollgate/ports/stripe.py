@@ -1,0 +1,121 @@
+"""What the product asks of Stripe. Every method raises ``tollgate.errors`` (never an SDK error): UpstreamNotFound
+for a 404, UpstreamUnavailable for throttling and outages, UpstreamRejected for a request Stripe refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tollgate.domain.catalog import PriceView, PricingPlanView
+from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLink:
+    """A hosted page Stripe opened: its id and the URL the browser goes to."""
+
+    id: str
+    url: str
+
+
+class SessionGateway(Protocol):
+    """The Stripe calls that open hosted pages (Checkout and the Customer Portal)."""
+
+    def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str, stripe_version: str | None
+    ) -> SessionLink: ...
+
+    def create_portal_session(self, params: dict[str, Any], idempotency_key: str) -> str: ...
+
+
+class CustomerGateway(Protocol):
+    """The Stripe side of customer creation."""
+
+    def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str:
+        """The created (or replayed) customer's id; ``CreationKeyUnusable`` when the key can never succeed."""
+        ...
+
+
+class CatalogGateway(Protocol):
+    def prices_by_lookup_keys(self, lookup_keys: list[str]) -> list[PriceView]: ...
+
+    def price(self, price_id: str) -> PriceView: ...
+
+    def pricing_plan(self, pricing_plan_id: str) -> PricingPlanView: ...
+
+
+class PlanChangeGateway(Protocol):
+    def subscription(self, subscription_id: str) -> SubscriptionView: ...
+
+    def preview(self, params: dict[str, Any]) -> ProrationPreview: ...
+
+    def apply(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None: ...
+
+
+class StripeReader(Protocol):
+    """Fetch-latest: the objects as Stripe has them now, each as a plain dict."""
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]: ...
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]: ...
+
+    def checkout_session(self, session_id: str) -> dict[str, Any]: ...
+
+    def pricing_plan_subscription(self, pps_id: str) -> dict[str, Any]: ...
+
+    def active_entitlement_keys(self, customer_id: str) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    """One page of subscriptions listed from Stripe, with the second Stripe answered on its own clock."""
+
+    subscriptions: list[dict[str, Any]]
+    fetched_at: int
+
+
+class SubscriptionSource(Protocol):
+    """Every subscription of one customer (or of the account), page by page, for reconcile."""
+
+    def pages(self, customer_id: str | None) -> Iterator[FetchedPage]: ...
+
+
+class SendStatus(StrEnum):
+    """What Stripe did with one meter event."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status: SendStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEvent:
+    identifier: str
+    event_name: str
+    customer_id: str
+    value: int
+    timestamp: int
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, str]:
+        # The meter's default mapping keys; values are strings on the wire.
+        return {**self.dimensions, "stripe_customer_id": self.customer_id, "value": str(self.value)}
+
+
+class MeterTransport(Protocol):
+    """How accepted usage reaches Stripe's meters."""
+
+    max_batch: int
+
+    def send(self, events: Sequence[MeterEvent]) -> dict[str, SendResult]:
+        """Send ``events`` (at most ``max_batch``); the result has one entry per identifier."""
+        ...

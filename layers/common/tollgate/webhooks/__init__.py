@@ -1,1 +1,0 @@
-"""The Stripe webhook: verify the raw bytes, deduplicate with a leased ledger, dispatch by event type, project."""
