@@ -72,7 +72,7 @@ def run(options: BenchOptions) -> str:  # noqa: ARG001 - one run; the figures ar
         # CONTROL: the same events written in arrival order, one worker, no watermark
         client.create_table(TableName="control", **table_definition())
         control = storm_harness(client, "control", emu)
-        control.service.writer.repository = ArrivalOrderRepository(control.repository)  # type: ignore[assignment]
+        control.service.writer.repository = ArrivalOrderRepository(control.repository)
         kept = set(sorted({t["customer_id"] for t in truth.values()})[:50])
         sample = [e for e in events if e["data"]["object"].get("customer") in kept]
         deliver_storm(control, sample, workers=1, duplicate_share=0.2)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.support.api_world"]
+
 # Set before anything imports boto3: no test may ever reach real AWS.
 os.environ.update(
     {

@@ -1,4 +1,5 @@
-"""Factories for real-shaped Lambda events: API Gateway HTTP API (payload 2.0) and SQS, plus a Lambda context."""
+"""Real-shaped Lambda events: the recorded ones under tests/events/ (one loader, ``load_event``), API Gateway
+HTTP API (payload 2.0) and SQS events built from them, and a Lambda context."""
 
 from __future__ import annotations
 
@@ -7,7 +8,20 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+#: Headers of the recorded events that belong to the recorded request only; each test states its own.
+_REQUEST_SPECIFIC_HEADERS = frozenset({"authorization", "content-length", "content-type", "stripe-signature"})
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A real-shaped event from ``tests/events/<name>.json`` (``stripe/...``, ``sqs/...``, ``apigw/...``), as a
+    fresh copy the test may change."""
+    loaded: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return loaded
 
 
 def http_api_event(
@@ -23,10 +37,17 @@ def http_api_event(
     base64_body: bool = False,
     route_key: str | None = None,
 ) -> dict[str, Any]:
-    """An event as API Gateway HTTP API builds it (lower-cased headers, rawPath, requestContext.http).
+    """An event as API Gateway HTTP API builds it, starting from a recorded one in ``tests/events/apigw/`` (an
+    authorized route, the public plan list, or Stripe's webhook delivery) with this request's parts filled in.
 
     ``claims`` given means the JWT authorizer verified a token with those claims; None means a public route.
     """
+    if claims is not None:
+        event = load_event("apigw/http_api_jwt")
+    elif path.startswith("/webhooks/"):
+        event = load_event("apigw/stripe_webhook")
+    else:
+        event = load_event("apigw/http_api_public")
     raw: bytes | None
     if isinstance(body, dict):
         raw = json.dumps(body).encode()
@@ -34,36 +55,31 @@ def http_api_event(
         raw = body.encode()
     else:
         raw = body
-    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    lowered = {k: v for k, v in event["headers"].items() if k not in _REQUEST_SPECIFIC_HEADERS}
+    lowered.update({k.lower(): v for k, v in (headers or {}).items()})
     if raw is not None and "content-type" not in lowered:
         lowered["content-type"] = "application/json"
-    query_string = "&".join(f"{k}={v}" for k, v in (query or {}).items())
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route_key or f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": query_string,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "localapi",
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": lowered.get("user-agent", "pytest"),
-            },
+    route = route_key or f"{method} {path}"
+    context = event["requestContext"]
+    event.update(
+        {
+            "routeKey": route,
+            "rawPath": path,
+            "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+            "headers": lowered,
+            "isBase64Encoded": base64_body,
+        }
+    )
+    context["http"].update({"method": method, "path": path, "userAgent": lowered.get("user-agent", "pytest")})
+    context.update(
+        {
             "requestId": uuid.uuid4().hex,
-            "routeKey": route_key or f"{method} {path}",
-            "stage": "$default",
+            "routeKey": route,
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
             "timeEpoch": int(time.time() * 1000),
-        },
-        "isBase64Encoded": base64_body,
-    }
+        }
+    )
+    event.pop("body", None)
     if query:
         event["queryStringParameters"] = dict(query)
     if path_parameters:
@@ -71,7 +87,7 @@ def http_api_event(
     if raw is not None:
         event["body"] = base64.b64encode(raw).decode() if base64_body else raw.decode()
     if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes or []}}
+        context["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes or []}}
     return event
 
 

@@ -9,9 +9,9 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from tests.support import events
 from tests.support.moto_clients import AtomicDynamoDB
 from tollgate import errors
 from tollgate.adapters.dynamodb.event_ledger import DynamoEventLedger
@@ -24,11 +24,10 @@ from tollgate.services.subscription_writes import SubscriptionWriter
 from tollgate.services.webhook import WebhookDelivery, WebhookOutcome, WebhookService
 from tollgate.services.webhook_handlers import HandlerContext
 
-EVENTS = Path(__file__).resolve().parents[2] / "events" / "stripe"
-
 
 def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / f"{name}.json").read_text())
+    """A recorded Stripe event (tests/events/stripe/<name>.json)."""
+    return events.load_event(f"stripe/{name}")
 
 
 class Crash(BaseException):

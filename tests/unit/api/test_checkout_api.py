@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.api.conftest import Invoke
+from tests.support.api_world import Invoke
 from tests.unit.api.fakes import CANCEL_URL, SUCCESS_URL, World, subscription
 from tollgate.services.checkout import DERIVED_KEY_WINDOW_SECONDS
 

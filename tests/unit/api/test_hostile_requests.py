@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.api.conftest import Invoke
+from tests.support.api_world import Invoke
 from tests.unit.api.fakes import CANCEL_URL, RETURN_URL, SUCCESS_URL, World, resolved_catalog
 
 CATALOG = resolved_catalog()

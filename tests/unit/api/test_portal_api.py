@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.unit.api.conftest import Invoke
+from tests.support.api_world import Invoke
 from tests.unit.api.fakes import RETURN_URL, World, subscription
 
 

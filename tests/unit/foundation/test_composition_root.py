@@ -3,11 +3,9 @@ when the key in Secrets Manager changes."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
-import boto3
 import pytest
 from pydantic import SecretStr
 
@@ -108,20 +106,3 @@ def test_process_wide_container_is_one_object(fresh_container: bootstrap.Contain
     replacement = bootstrap.Container(settings())
     bootstrap.reset_container(replacement)
     assert bootstrap.container() is replacement
-
-
-def test_stripe_client_from_a_real_secret_store(aws: None, fresh_container: bootstrap.Container) -> None:
-    # Given the Stripe secret in (moto) Secrets Manager, shaped as the README tells operators to write it
-    key = make_key()
-    created = boto3.client("secretsmanager").create_secret(
-        Name="tollgate/stripe", SecretString=json.dumps({"api_key": key, "webhook_secrets": ["w1", "w2"]})
-    )
-    container = bootstrap.Container(
-        Settings(table_name="tollgate-test", stripe_secret_arn=created["ARN"], secret_cache_seconds=300)
-    )
-    # When the container builds its Stripe client
-    client = container.stripe()
-    # Then it holds the key from the store (never from the environment), and the signing secrets are a list
-    assert client._requestor.api_key == key  # type: ignore[attr-defined]
-    assert [s.get_secret_value() for s in container.stripe_secrets().webhook_secrets] == ["w1", "w2"]
-    assert key not in repr(container.stripe_secrets())

@@ -3,24 +3,21 @@ partial batch response naming exactly the records SQS must deliver again."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.support.events import FakeLambdaContext
+from tests.support.events import FakeLambdaContext, load_event
 from tollgate.services.usage_reporter import UsageReporter
 
 from .fakes import NOW, FakeDirectory, FakeMetrics, FakeParking, FakeTransport, InMemoryLedger
 
-EVENTS = Path(__file__).resolve().parents[2] / "events" / "sqs"
-
 
 def sqs_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())  # type: ignore[no-any-return]
+    """A recorded SQS event (tests/events/sqs/)."""
+    return load_event(f"sqs/{name.removesuffix('.json')}")
 
 
 class Parts:

@@ -40,7 +40,7 @@ def body(rng: random.Random) -> bytes:
     return json.dumps(event, ensure_ascii=False, indent=rng.choice([None, 2])).encode()
 
 
-def mutations(raw: bytes, good_secret: str, rng: random.Random) -> tuple[bytes, str]:
+def mutations(raw: bytes, good_secret: str, rng: random.Random) -> tuple[bytes, str]:  # noqa: C901 - one branch per mutation kind
     """One hostile (body, header) pair per call, cycling through the ways deliveries get forged or broken."""
     valid = sign(raw, good_secret, NOW)
     t, v1 = valid.split(",")

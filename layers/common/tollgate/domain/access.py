@@ -34,7 +34,7 @@ class AccessDecision:
     until: int | None
 
 
-def decide_access(  # noqa: PLR0911 - one return per rule reads as the policy table it is
+def decide_access(  # noqa: C901, PLR0911 - one branch and return per rule reads as the policy table it is
     state: SubscriptionState | None, now: int, policy: AccessPolicy
 ) -> AccessDecision:
     if state is None:

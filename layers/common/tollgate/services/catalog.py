@@ -52,39 +52,40 @@ def resolve_catalog(catalog: PlanCatalog, gateway: CatalogGateway) -> ResolvedCa
             if found.lookup_key:
                 by_lookup[found.lookup_key] = found
     resolved: list[ResolvedPlan] = []
-    price: PriceView | None
     for plan in catalog.plans:
         if plan.price_lookup_key:
             resolved.append(_from_price(plan, by_lookup.get(plan.price_lookup_key)))
         elif plan.price_id:
-            try:
-                price = gateway.price(plan.price_id)
-            except errors.UpstreamNotFound:
-                price = None
-            resolved.append(_from_price(plan, price))
+            resolved.append(_from_price(plan, _or_none(gateway.price, plan.price_id)))
         elif plan.pricing_plan:
-            try:
-                pricing_plan: PricingPlanView | None = gateway.pricing_plan(plan.pricing_plan)
-            except errors.UpstreamNotFound:
-                pricing_plan = None
-            if pricing_plan is None or not pricing_plan.active:
-                raise errors.ConfigurationError(f"plan {plan.key!r}: pricing plan is missing or inactive")
-            resolved.append(
-                ResolvedPlan(
-                    key=plan.key,
-                    name=plan.name,
-                    price_id=None,
-                    pricing_plan=pricing_plan.id,
-                    unit_amount=None,
-                    currency=pricing_plan.currency,
-                    interval=None,
-                    interval_count=1,
-                    trial_days=plan.trial_days,
-                    min_quantity=1,
-                    max_quantity=1,
-                )
-            )
+            resolved.append(_from_pricing_plan(plan, _or_none(gateway.pricing_plan, plan.pricing_plan)))
     return ResolvedCatalog(tuple(resolved))
+
+
+def _or_none[T](fetch: Callable[[str], T], object_id: str) -> T | None:
+    """The fetched object, or None when Stripe has no such object."""
+    try:
+        return fetch(object_id)
+    except errors.UpstreamNotFound:
+        return None
+
+
+def _from_pricing_plan(plan: Plan, pricing_plan: PricingPlanView | None) -> ResolvedPlan:
+    if pricing_plan is None or not pricing_plan.active:
+        raise errors.ConfigurationError(f"plan {plan.key!r}: pricing plan is missing or inactive")
+    return ResolvedPlan(
+        key=plan.key,
+        name=plan.name,
+        price_id=None,
+        pricing_plan=pricing_plan.id,
+        unit_amount=None,
+        currency=pricing_plan.currency,
+        interval=None,
+        interval_count=1,
+        trial_days=plan.trial_days,
+        min_quantity=1,
+        max_quantity=1,
+    )
 
 
 class CatalogCache:

@@ -181,17 +181,7 @@ class UsageReporter:
         park: Callable[..., None],
     ) -> list[_Claimed]:
         customers = self._customers(valid)
-        # First pass, no I/O: the first record of each usage id with a usable customer is the one claimed; the
-        # repeats follow its fate (decided below, in record order, exactly as one-at-a-time claims would).
-        chosen: dict[str, LedgerEntry] = {}  # message id -> entry to claim
-        decided: set[str] = set()
-        for record, message in valid:
-            customer = _customer_of(message, customers)
-            if message.usage_id in decided or isinstance(customer, TollgateError):
-                continue
-            decided.add(message.usage_id)
-            if customer is not None:
-                chosen[record.message_id] = self._entry(message)
+        chosen = self._claims_to_make(valid, customers)
         answers = dict(zip(chosen, self._concurrently(self._ledger.claim, list(chosen.values())), strict=True))
 
         # usage id -> (content hash, claimed batch entry or None when settled without sending)
@@ -216,27 +206,54 @@ class UsageReporter:
             if claim is None or isinstance(claim, TollgateError):
                 outcomes[record.message_id] = RecordOutcome(UsageOutcome.RETRY, "ledger_unavailable", usage_id)
                 continue
-            entry = chosen[record.message_id]
-            group = None
-            if claim is UsageClaim.CLAIMED:
-                event = MeterEvent(
-                    entry.identifier,
-                    message.event_name,
-                    customer,
-                    message.value,
-                    message.occurred_at,
-                    message.dimensions,
-                )
-                group = _Claimed(entry, event, [record.message_id])
+            group = self._follow_claim(claim, chosen[record.message_id], message, customer, record.message_id, park)
+            if group is not None:
                 claimed.append(group)
             elif claim is UsageClaim.ALREADY_SENT:
                 outcomes[record.message_id] = RecordOutcome(UsageOutcome.DUPLICATE, "ledger", usage_id)
-            elif claim is UsageClaim.NEEDS_RECONCILIATION:
-                park(record.message_id, NEEDS_RECONCILIATION, usage_id)
-            else:
-                park(record.message_id, "conflict", usage_id, UsageOutcome.CONFLICT)
             seen[usage_id] = (content_hash, group, record.message_id)
         return claimed
+
+    def _claims_to_make(
+        self,
+        valid: Sequence[tuple[InboundRecord, UsageMessage]],
+        customers: Mapping[str, str | TollgateError | None],
+    ) -> dict[str, LedgerEntry]:
+        """First pass, no I/O: message id -> entry to claim. The first record of each usage id with a usable
+        customer is the one claimed; the repeats follow its fate (decided afterwards, in record order, exactly as
+        one-at-a-time claims would)."""
+        chosen: dict[str, LedgerEntry] = {}
+        decided: set[str] = set()
+        for record, message in valid:
+            customer = _customer_of(message, customers)
+            if message.usage_id in decided or isinstance(customer, TollgateError):
+                continue
+            decided.add(message.usage_id)
+            if customer is not None:
+                chosen[record.message_id] = self._entry(message)
+        return chosen
+
+    @staticmethod
+    def _follow_claim(  # noqa: PLR0917 - a private step of _claim, called once
+        claim: UsageClaim,
+        entry: LedgerEntry,
+        message: UsageMessage,
+        customer: str,
+        message_id: str,
+        park: Callable[..., None],
+    ) -> _Claimed | None:
+        """What the ledger's answer means for one record: a batch entry to send (CLAIMED), or it is parked
+        (reconciliation needed, conflict); None also for ALREADY_SENT, which the caller records as a duplicate."""
+        if claim is UsageClaim.CLAIMED:
+            event = MeterEvent(
+                entry.identifier, message.event_name, customer, message.value, message.occurred_at, message.dimensions
+            )
+            return _Claimed(entry, event, [message_id])
+        if claim is UsageClaim.NEEDS_RECONCILIATION:
+            park(message_id, NEEDS_RECONCILIATION, message.usage_id)
+        elif claim is not UsageClaim.ALREADY_SENT:
+            park(message_id, "conflict", message.usage_id, UsageOutcome.CONFLICT)
+        return None
 
     def _entry(self, message: UsageMessage) -> LedgerEntry:
         content_hash = message.content_hash()
@@ -273,18 +290,7 @@ class UsageReporter:
     def _send(self, claimed: Sequence[_Claimed], outcomes: dict[str, RecordOutcome], park: Callable[..., None]) -> None:
         if not claimed:
             return
-        results: dict[str, SendResult] = {}
-        step = self._transport.max_batch
-        for start in range(0, len(claimed), step):
-            events = [c.event for c in claimed[start : start + step]]
-            try:
-                results.update(self._transport.send(events))
-            except TollgateError as exc:
-                # Stripe not callable at all (e.g. the key unreadable): these retry, and the batch's parked
-                # siblings are still parked with their reasons instead of failing the whole invocation.
-                logger.warning("meter transport unavailable", error_type=type(exc).__name__, events=len(events))
-                unavailable = SendResult(SendStatus.RETRY, "stripe_unavailable")
-                results.update(dict.fromkeys((e.identifier for e in events), unavailable))
+        results = self._transmit(claimed)
         settle: list[Settled] = []
         final: dict[str, tuple[_Claimed, UsageOutcome, str | None]] = {}
         for group in claimed:
@@ -310,6 +316,22 @@ class UsageReporter:
                     park(message_id, reason or "rejected", usage_id)
                 else:
                     outcomes[message_id] = RecordOutcome(kind, reason, usage_id)
+
+    def _transmit(self, claimed: Sequence[_Claimed]) -> dict[str, SendResult]:
+        """Stripe's answer per identifier, in requests of the transport's batch size."""
+        results: dict[str, SendResult] = {}
+        step = self._transport.max_batch
+        for start in range(0, len(claimed), step):
+            events = [c.event for c in claimed[start : start + step]]
+            try:
+                results.update(self._transport.send(events))
+            except TollgateError as exc:
+                # Stripe not callable at all (e.g. the key unreadable): these retry, and the batch's parked
+                # siblings are still parked with their reasons instead of failing the whole invocation.
+                logger.warning("meter transport unavailable", error_type=type(exc).__name__, events=len(events))
+                unavailable = SendResult(SendStatus.RETRY, "stripe_unavailable")
+                results.update(dict.fromkeys((e.identifier for e in events), unavailable))
+        return results
 
     def _settle(self, settle: Sequence[Settled]) -> set[str]:
         """Final statuses in batches of the ledger's batch write size, concurrently; returns the unsettled ids."""

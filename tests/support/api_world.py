@@ -1,4 +1,7 @@
-"""Fixtures for the customer-facing API: the functions' environment and their handlers wired to fakes."""
+"""Fixtures for the customer-facing API: the functions' environment and their handlers wired to fakes.
+
+A pytest plugin (tests/conftest.py): the unit API tests and the adapter tests that put one real adapter into the
+same world share it."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.unit.api.conftest import Invoke
+from tests.support.api_world import Invoke
 from tests.unit.api.fakes import AdmitAll, World
 from tollgate import errors
 from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter

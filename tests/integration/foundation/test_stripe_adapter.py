@@ -10,7 +10,7 @@ import time
 import pytest
 import stripe
 
-from tests.unit.foundation.conftest import Reply, ScriptedStripe, stripe_error
+from tests.integration.foundation.conftest import Reply, ScriptedStripe, stripe_error
 from tollgate import errors
 from tollgate.adapters.stripe_client import PINNED_API_VERSION, build_stripe_client, call_stripe, stripe_errors
 from tollgate.config import Settings
