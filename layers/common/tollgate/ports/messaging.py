@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tollgate.domain.events import DomainEvent
+if TYPE_CHECKING:
+    from tollgate.domain.events import DomainEvent
 
 
 class DomainEventPublisher(Protocol):

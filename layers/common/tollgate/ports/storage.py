@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tollgate.domain.customers import CreationClaim, UserRecord
-from tollgate.domain.effects import MeterErrorReport
-from tollgate.domain.plan_changes import PendingChange
-from tollgate.domain.subscriptions import StateWrite, SubscriptionState, WriteResult
+if TYPE_CHECKING:
+    from tollgate.domain.customers import CreationClaim, UserRecord
+    from tollgate.domain.effects import MeterErrorReport
+    from tollgate.domain.plan_changes import PendingChange
+    from tollgate.domain.subscriptions import StateWrite, SubscriptionState, WriteResult
+
 
 # ----------------------------------------------------------------------------------------------- customers
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tollgate.domain.catalog import PriceView, PricingPlanView
-from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
+if TYPE_CHECKING:
+    from tollgate.domain.catalog import PriceView, PricingPlanView
+    from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
 
 
 @dataclass(frozen=True, slots=True)
