@@ -20,6 +20,7 @@ __all__ = [
     "load_template",
     "load_template_text",
     "resources_of_type",
+    "stream_mapping_properties",
     "table_definition",
     "ttl_attribute",
 ]
@@ -28,11 +29,25 @@ __all__ = [
 def table_definition(template: dict[str, Any] | None = None) -> dict[str, Any]:
     """The BillingTable's key schema as create_table arguments (what a moto table in tests is built from)."""
     props = (template or load_template())["Resources"]["BillingTable"]["Properties"]
-    return {
+    definition = {
         "AttributeDefinitions": props["AttributeDefinitions"],
         "KeySchema": props["KeySchema"],
         "BillingMode": props["BillingMode"],
     }
+    stream = props.get("StreamSpecification")
+    if stream:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+    return definition
+
+
+def stream_mapping_properties(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The publisher's event source mapping, as the template writes it (what the stream poller is built from)."""
+    [mapping] = [
+        r["Properties"]
+        for r in resources_of_type(template or load_template(), "AWS::Lambda::EventSourceMapping").values()
+        if r["Properties"].get("FunctionName") == {"Ref": "PublisherFunction"}
+    ]
+    return dict(mapping)
 
 
 def ttl_attribute(template: dict[str, Any] | None = None) -> str:

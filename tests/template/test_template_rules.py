@@ -46,7 +46,7 @@ def test_real_template_has_no_findings(real_template: Template, check: rules.Che
 
 def test_the_template_has_what_the_rules_look_at(real_template: Template) -> None:
     # Guards against rules passing vacuously (no functions, no routes, no queues to check).
-    assert len(rules.functions(real_template)) == 4
+    assert len(rules.functions(real_template)) == 5
     routes = {(p["Method"], p["Path"]) for _, _, p in rules.http_api_routes(real_template)}
     assert routes > rules.PUBLIC_ROUTES
     assert ("POST", "/checkout/sessions") in routes
@@ -306,7 +306,9 @@ def test_secret_value_in_the_template_is_caught(template: Template) -> None:
 @pytest.mark.parametrize("prefix", ["sk_live", "sk_test", "rk_live", "rk_test", "whsec"])
 def test_secret_literal_anywhere_in_the_template_is_caught(template: Template, prefix: str) -> None:
     # Given a key hard-coded as an environment variable (checkov's CKV_AWS_45 passed a whsec_ value)
-    props(template, "WebhookFunction")["Environment"]["Variables"]["STRIPE_KEY"] = fake_key(prefix)
+    props(template, "WebhookFunction").setdefault("Environment", {"Variables": {}})["Variables"]["STRIPE_KEY"] = (
+        fake_key(prefix)
+    )
     findings = rules.check_secret_values_absent(template)
     assert len(findings) == 1
     assert findings[0].startswith("secret-looking literal " + prefix)

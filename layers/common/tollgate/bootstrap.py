@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from tollgate.services.billing_status import BillingStatusService
     from tollgate.services.catalog import CatalogCache
     from tollgate.services.checkout import CheckoutService
+    from tollgate.services.domain_event_relay import DomainEventRelay
     from tollgate.services.plan_changes import PlanChangeService
     from tollgate.services.portal import PortalService
     from tollgate.services.reconcile import Reconciler
@@ -252,7 +253,6 @@ class Container:
         return SubscriptionWriter(
             repository=self.subscription_repository,
             directory=self.customer_directory,
-            publisher=self.domain_event_publisher,
             meter_errors=DynamoMeterErrorLog(self.dynamodb, self.settings.table_name),
         )
 
@@ -309,6 +309,19 @@ class Container:
             metrics=metrics,
             known_meters=settings.usage_meter_event_names,
             ledger_concurrency=settings.usage_ledger_concurrency,
+        )
+
+    @lazy
+    def domain_event_relay(self) -> DomainEventRelay:
+        from tollgate.adapters.dynamodb import stream_records
+        from tollgate.observability import metrics
+        from tollgate.services.domain_event_relay import DomainEventRelay
+
+        return DomainEventRelay(
+            self.domain_event_publisher,
+            decode=stream_records.item_change,
+            sequence_of=stream_records.sequence_number,
+            metrics=metrics,
         )
 
     @lazy

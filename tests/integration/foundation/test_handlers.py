@@ -59,7 +59,13 @@ def test_the_template_routes_are_the_expected_ones() -> None:
     # Guards the parametrisation below against an empty or misread template
     assert len(ROUTES) >= 7
     assert ("WebhookFunction", "POST", "/webhooks/stripe") in ROUTES
-    assert set(FUNCTION_MODULES) == {"CheckoutFunction", "PortalFunction", "WebhookFunction", "UsageFunction"}
+    assert set(FUNCTION_MODULES) == {
+        "CheckoutFunction",
+        "PortalFunction",
+        "WebhookFunction",
+        "UsageFunction",
+        "PublisherFunction",
+    }
 
 
 @pytest.mark.parametrize(("function", "method", "path"), ROUTES, ids=[f"{m} {p}" for _, m, p in ROUTES])

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.stream_poller import StreamPoller
 from tests.support import events
 from tests.support.moto_clients import AtomicDynamoDB
+from tests.support.streams import publisher_poller
 from tollgate import errors
 from tollgate.adapters.dynamodb.event_ledger import DynamoEventLedger
 from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
@@ -74,12 +76,16 @@ class StripeStandIn:
 
 @dataclass
 class RecordingBus:
+    """The event bus, as the domain-event relay sees it: accepts everything and remembers it."""
+
     events: list[DomainEvent] = field(default_factory=list)
+    max_batch: int = 10
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def publish(self, events: Any) -> None:
+    def publish(self, events: Any) -> list[str]:
         with self._lock:
             self.events.extend(events)
+        return []
 
     def names(self) -> list[str]:
         return [e.name for e in self.events]
@@ -122,10 +128,10 @@ class CountingRepository(DynamoSubscriptionRepository):
         self.before_write: Callable[[StateWrite], None] | None = None
         self._lock = threading.Lock()
 
-    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
+    def write_if_newer(self, write: StateWrite, *, after_tie: bool = False) -> WriteResult:
         if self.before_write:
             self.before_write(write)
-        result = super().write_if_newer(write, publish_by=publish_by)
+        result = super().write_if_newer(write, after_tie=after_tie)
         if result.outcome.value == "applied":
             with self._lock:
                 self.applied.append(write.watermark.event_id)
@@ -150,13 +156,25 @@ class Harness:
     meter_errors: MeterErrors
     secrets: list[str]
     clock: Clock
+    #: The publisher's event source mapping on the table's stream, feeding ``bus``.
+    stream: StreamPoller
+    #: Publish what the table's stream holds after every delivery (off for concurrent senders: publish() at the end).
+    publish_each: bool = True
 
     def deliver(
         self, event: dict[str, Any] | bytes, *, secret: str | None = None, remaining_ms: int = 9000
     ) -> WebhookOutcome:
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
         header = sign(body, secret or self.secrets[0], int(self.clock()))
-        return self.service.receive(WebhookDelivery(body, header, remaining_ms))
+        try:
+            return self.service.receive(WebhookDelivery(body, header, remaining_ms))
+        finally:
+            if self.publish_each:
+                self.publish()
+
+    def publish(self) -> int:
+        """Run the publisher on everything the table's stream holds now; returns the records it was given."""
+        return self.stream.poll()
 
 
 def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_seconds: float = 0.0) -> Harness:
@@ -171,10 +189,10 @@ def build_harness(client: Any, table: str, *, clock: Clock | None = None, wait_s
     service = WebhookService(
         signing_secrets=lambda: keys,
         ledger=DynamoEventLedger(client, table, clock=clock),
-        writer=SubscriptionWriter(repo, directory, bus, meter, clock=clock),
+        writer=SubscriptionWriter(repo, directory, meter),
         context=HandlerContext(reader=stripe, catalog=None, owners=repo),
         clock=clock,
         sleep=lambda s: None,
         in_progress_wait_seconds=wait_seconds,
     )
-    return Harness(service, stripe, bus, directory, repo, meter, keys, clock)
+    return Harness(service, stripe, bus, directory, repo, meter, keys, clock, publisher_poller(table, bus))

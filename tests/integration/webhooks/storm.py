@@ -247,7 +247,7 @@ class ArrivalOrderRepository:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
+    def write_if_newer(self, write: StateWrite, *, after_tie: bool = False) -> WriteResult:
         client, table = self._inner._client, self._inner._table
         names = {f"#f{i}": k for i, k in enumerate(sorted(write.fields))}
         sets = [f"#f{i} = :f{i}" for i, k in enumerate(sorted(write.fields)) if write.fields[k] is not None]

@@ -121,8 +121,8 @@ def run_burst(h: Harness, trials: int, fanout: int) -> tuple[list[str], int, int
     commits: dict[str, int] = {}
     original = type(h.repository).write_if_newer
 
-    def recording_write(write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
-        result = original(h.repository, write, publish_by=publish_by)
+    def recording_write(write: StateWrite, *, after_tie: bool = False) -> WriteResult:
+        result = original(h.repository, write, after_tie=after_tie)
         if result.outcome.value == "applied":
             with lock:
                 commits[write.watermark.event_id] = next(sequence)

@@ -43,10 +43,10 @@ class Reader:
 
 class Applier:
     def __init__(self) -> None:
-        self.applied: list[tuple[str, Effects, bool]] = []
+        self.applied: list[tuple[str, Effects]] = []
 
-    def apply_effects(self, effects: Effects, *, publish_by: float | None = None) -> int:
-        self.applied.append((effects.writes[0].watermark.event_id, effects, publish_by))
+    def apply_effects(self, effects: Effects) -> int:
+        self.applied.append((effects.writes[0].watermark.event_id, effects))
         return 1
 
 
@@ -93,8 +93,9 @@ def test_the_page_watermark_is_on_stripes_clock_and_ranks_as_fetched() -> None:
 def test_the_page_commits_the_webhooks_projection_without_reannouncing() -> None:
     check, applier = check_for(session())
     check.check("user-1", "cs_test_1")
-    [(event_id, effects, publish_by)] = applier.applied
-    assert (event_id, publish_by) == ("page_cs_test_1", None)
+    [(event_id, effects)] = applier.applied
+    assert event_id == "page_cs_test_1"
+    assert effects.announcements == []
     assert effects.link == ("user-1", "cus_1")
     assert [w.fields["status"] for w in effects.writes] == ["active"]
 

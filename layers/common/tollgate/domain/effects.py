@@ -2,7 +2,7 @@
 commits: watermark-guarded state writes, a customer link, domain events to announce, and the rest.
 
 Webhook handlers and reconcile produce ``Effects``; they never write. ``tollgate.services.subscription_writes``
-is the one place that applies them.
+applies their state writes; the webhook puts the announcements in the event's own write.
 """
 
 from __future__ import annotations
@@ -38,5 +38,8 @@ class Effects:
     refetch: Callable[[], list[StateWrite]] | None = None
     link: tuple[str, str] | None = None  # (user_id, customer_id)
     announcements: list[DomainEvent] = field(default_factory=list)
+    #: Announce even when the event's state write is stale (a newer state is in): notices such as a payment or a
+    #: trial ending; False for announcements that only say "the state changed", which the newer write said.
+    announce_when_stale: bool = True
     customer_deleted: str | None = None
     meter_error: MeterErrorReport | None = None

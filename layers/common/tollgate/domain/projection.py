@@ -79,11 +79,18 @@ def invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
     return _str(details.get("subscription"))
 
 
-def invoice_fields(invoice: Mapping[str, Any]) -> dict[str, FieldValue]:
+#: An invoice item outlives any display of it: the latest invoice of a monthly or yearly subscription is younger.
+INVOICE_RETENTION_SECONDS = 400 * 86_400
+
+
+def invoice_fields(invoice: Mapping[str, Any], subscription_id: str) -> dict[str, FieldValue]:
+    """One subscription invoice's item: which subscription, its status and when it was created."""
+    created = _int(invoice.get("created"))
     return {
-        "latest_invoice_id": _str(invoice.get("id")),
-        "latest_invoice_status": _str(invoice.get("status")),
-        "latest_invoice_created": _int(invoice.get("created")),
+        "subscription_id": subscription_id,
+        "status": _str(invoice.get("status")),
+        "created": created,
+        "expires_at": created + INVOICE_RETENTION_SECONDS if created is not None else None,
     }
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tollgate.domain.events import DomainEvent
+
 SubscriptionStatus = Literal[
     "trialing", "active", "incomplete", "incomplete_expired", "past_due", "unpaid", "canceled", "paused"
 ]
@@ -79,15 +81,15 @@ class Watermark:
 Aspect = Literal["subscription", "invoice", "entitlements"]
 FieldValue = str | int | bool | tuple[str, ...] | None
 
-#: Which stored watermark orders each aspect: a subscription item carries the subscription object's and its latest
-#: invoice's; the entitlements item its summary's.
-WATERMARK_ATTRIBUTE: dict[Aspect, str] = {
-    "subscription": "watermark",
-    "invoice": "invoice_watermark",
-    "entitlements": "watermark",
-}
+#: Each aspect lives on its own item (a subscription, one invoice, a customer's entitlements) ordered by its
+#: ``watermark``.
+WATERMARK_ATTRIBUTE = "watermark"
+#: The events a same-second run of writes applied to an item, so a redelivered event that ties can tell it was
+#: applied already (a snapshot write starts the list, a fetch after a tie extends it).
+APPLIED_EVENTS_ATTRIBUTE = "applied_events"
 
 SUBSCRIPTION_RECORD_PREFIX = "SUBSCRIPTION#"
+INVOICE_RECORD_PREFIX = "INVOICE#"
 #: The record of a customer's active entitlement (feature) lookup keys.
 ENTITLEMENTS_SK = "ENTITLEMENTS"
 
@@ -95,6 +97,11 @@ ENTITLEMENTS_SK = "ENTITLEMENTS"
 def subscription_sk(subscription_id: str) -> str:
     """The record (sort key under the customer) that holds one subscription."""
     return f"{SUBSCRIPTION_RECORD_PREFIX}{subscription_id}"
+
+
+def invoice_sk(invoice_id: str) -> str:
+    """The record (sort key under the customer) that holds one subscription invoice's latest state."""
+    return f"{INVOICE_RECORD_PREFIX}{invoice_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,8 @@ class StateWrite:
     aspect: Aspect
     fields: Mapping[str, FieldValue]
     watermark: Watermark
+    #: Domain events the write carries to the stream with the state (tollgate.domain.changes).
+    announcements: tuple[DomainEvent, ...] = ()
 
 
 class WriteOutcome(StrEnum):

@@ -11,8 +11,12 @@ if TYPE_CHECKING:
 
 
 class DomainEventPublisher(Protocol):
-    def publish(self, events: Sequence[DomainEvent]) -> None:
-        """Publish every event or raise (PersistenceUnavailable): a caller must never think a partial batch went."""
+    #: Events per ``publish`` call (EventBridge's PutEvents limit).
+    max_batch: int
+
+    def publish(self, events: Sequence[DomainEvent]) -> list[str]:
+        """Publish up to ``max_batch`` events; returns the ids of those the bus did not accept. Raises
+        (PersistenceUnavailable) when the bus could not be reached: none of them is known to be published."""
         ...
 
 

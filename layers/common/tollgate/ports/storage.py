@@ -3,7 +3,7 @@ and outages; Conflict, Forbidden where a port says so), never a botocore error."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from tollgate.domain.customers import CreationClaim, UserRecord
     from tollgate.domain.effects import MeterErrorReport
+    from tollgate.domain.events import DomainEvent
     from tollgate.domain.plan_changes import PendingChange
     from tollgate.domain.subscriptions import StateWrite, SubscriptionState, WriteResult
 
@@ -69,13 +70,7 @@ class SubscriptionRepository(SubscriptionOwners, Protocol):
 
     def current_for_customer(self, customer_id: str) -> SubscriptionState | None: ...
 
-    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult: ...
-
-    def clear_outbox(
-        self, customer_id: str, sort_key: str, *, settle: Mapping[str, int], remove: Sequence[str]
-    ) -> None: ...
-
-    def outbox_pending(self, customer_id: str, sort_key: str, event_id: str) -> bool: ...
+    def write_if_newer(self, write: StateWrite, *, after_tie: bool = False) -> WriteResult: ...
 
     def remember_owner(self, subscription_id: str, customer_id: str) -> None: ...
 
@@ -102,13 +97,18 @@ class EventLedger(Protocol):
 
     def claim(self, event_id: str, event_type: str, lease_until: int) -> EventClaim: ...
 
-    def complete(self, event_id: str, token: str) -> bool: ...
+    def complete(self, event_id: str, token: str, announcements: Sequence[DomainEvent] = ()) -> bool:
+        """End our lease as COMPLETED, storing the event's announcements in the same write (the stream publishes
+        them); False when the lease lapsed and another attempt took over."""
+        ...
 
     def release(self, event_id: str, token: str) -> None: ...
 
     def status(self, event_id: str) -> EventClaimStatus | None: ...
 
-    def mark_completed(self, event_id: str, event_type: str) -> None: ...
+    def announce(self, event_id: str, event_type: str, announcements: Sequence[DomainEvent]) -> bool:
+        """Record a completed event with its announcements once; False when it was recorded before."""
+        ...
 
 
 class MeterErrorLog(Protocol):

@@ -2,10 +2,10 @@
 
 What dj-stripe's and Pay's sync commands do, for when events were lost beyond Stripe's 30-day resend, an endpoint
 was disabled, or the table was restored from a backup. Each subscription goes through the webhook's own path
-(projection, customer link, watermark-conditional write, transition outbox, domain events), with a FETCHED
-watermark at the second Stripe answered, read from its ``Date`` header: the objects' own timestamps are not enough,
-because a change such as ``cancel_at_period_end`` moves none of them. An event created in that same second and
-delivered later ties with it and fetches the object again, so a reconcile never hides a newer change.
+(projection, customer link, watermark-conditional write; its transitions reach the bus through the table's stream),
+with a FETCHED watermark at the second Stripe answered, read from its ``Date`` header: the objects' own timestamps
+are not enough, because a change such as ``cancel_at_period_end`` moves none of them. An event created in that same
+second and delivered later ties with it and fetches the object again, so a reconcile never hides a newer change.
 
 The command: ``tollgate.commands.reconcile`` (``make reconcile``).
 """

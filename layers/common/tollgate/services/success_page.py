@@ -57,7 +57,7 @@ class SuccessPageCheck:
             raise errors.NotFound()
         if session.get("status") == "complete" and customer_id is not None:
             effects = checkout_session_effects(session, self.context, page_watermark(session))
-            # A reload finds its own write committed and its outbox entry gone: nothing is announced twice.
+            # A reload finds its own write committed (ALREADY_APPLIED): no second change, so nothing announced twice.
             self.writer.apply_effects(effects)
         return {
             "session_id": session.get("id"),

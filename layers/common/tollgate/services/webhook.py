@@ -1,7 +1,11 @@
-"""The webhook use case: size cap -> signature -> parse -> dispatch lookup -> claim -> apply -> publish -> complete.
+"""The webhook use case: size cap -> signature -> parse -> dispatch lookup -> commit -> 2xx.
 
-No 2xx is returned before the event's state is committed: a duplicate of a completed event gets 2xx with no
-writes, a duplicate of an event another worker holds waits briefly for it and otherwise gets 409 (Stripe retries).
+Most events commit in one conditional write that also carries their announcements; events that read Stripe before
+they know their writes, or make several, commit under the event ledger's lease (claim -> apply -> complete, the
+completion carrying the announcements). The webhook never publishes: the table's stream does
+(tollgate.services.domain_event_relay). No 2xx is returned before the event's state is committed: a duplicate of
+a completed event gets 2xx with no state change, a duplicate of an event another worker holds waits briefly for it
+and otherwise gets 409 (Stripe retries).
 """
 
 from __future__ import annotations
@@ -14,14 +18,12 @@ from typing import Any
 
 from tollgate import errors
 from tollgate.domain.effects import Effects
-from tollgate.domain.events import DomainEvent
-from tollgate.domain.outbox import entries_in
 from tollgate.domain.signatures import SignatureRejected, verify_signature
 from tollgate.domain.stripe_events import SnapshotEvent, StripeEvent, parse_event
-from tollgate.domain.subscriptions import StateWrite, WriteOutcome, WriteResult
+from tollgate.domain.subscriptions import WriteOutcome
 from tollgate.observability import MetricUnit, logger, metrics
 from tollgate.ports.storage import EventClaimStatus, EventLedger
-from tollgate.services.subscription_writes import OutboxDrain, SubscriptionWriter
+from tollgate.services.subscription_writes import COMMITTED, SubscriptionWriter
 from tollgate.services.webhook_handlers import FETCHING_HANDLERS, HandlerContext, handler_for
 
 #: Leave this much of the invocation for answering after the lease would lapse.
@@ -57,7 +59,8 @@ class WebhookService:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     in_progress_wait_seconds: float = 1.0
-    #: Snapshot events with one state write commit in that write (see _process_one_write); False: always lease.
+    #: Snapshot events with at most one state write commit in that write (see _commit_in_one_write); False: always
+    #: take the ledger's lease.
     one_write_path: bool = True
     #: The mode of the configured API key (True: live); None accepts both. Read after verification.
     expected_livemode: Callable[[], bool | None] = lambda: None
@@ -104,78 +107,43 @@ class WebhookService:
     ) -> WebhookOutcome:
         if one_write and isinstance(event, SnapshotEvent):
             effects = handler(event, self.context)
-            if len(effects.writes) == 1 and effects.customer_deleted is None and effects.meter_error is None:
-                outcome = self._process_one_write(event, effects, ends_at)
-                if outcome is not None:
-                    return outcome
+            if (
+                len(effects.writes) <= 1
+                and effects.customer_deleted is None
+                and effects.meter_error is None
+                and effects.owner is None
+            ):
+                return self._commit_in_one_write(event, effects)
         return self._process_once(event, handler, ends_at)
 
-    def _process_one_write(self, event: SnapshotEvent, effects: Effects, ends_at: float) -> WebhookOutcome | None:
-        """A snapshot event with one state write: that conditional write IS the commit (1 DynamoDB call).
+    def _commit_in_one_write(self, event: SnapshotEvent, effects: Effects) -> WebhookOutcome:
+        """A snapshot event with at most one state write: that conditional write IS the commit, and it carries the
+        event's announcements to the table's stream (1 DynamoDB call).
 
-        The write carries the event id in its watermark, so a redelivery finds it (ALREADY_APPLIED) or a newer
-        state (STALE) and writes nothing. A subscription transition rides in the same write as an outbox entry
-        (tollgate.domain.outbox), removed once published; a redelivery that finds its own entry still held
-        by a live attempt waits (409 if it stays). Handler announcements (``payment.failed``...) are re-derived on
-        every delivery, so the ledger records that they went out. A same-second tie needs a fetch: the leased path
-        takes over (returns None)."""
+        The write names the event in its watermark, so a redelivery finds it (ALREADY_APPLIED), a newer state
+        (STALE) or, within the same second, itself among the applied events; none writes again. Announcements
+        that found no write to ride in (a stale write, or an event with no state) are recorded once on the event's
+        ledger item instead, unless they only say what a newer write already said."""
+        if not effects.writes:
+            recorded = not effects.announcements or self.ledger.announce(event.id, event.type, effects.announcements)
+            return self._answer(event, WriteOutcome.APPLIED if recorded else WriteOutcome.ALREADY_APPLIED, 0)
         (write,) = effects.writes
-        result = self.writer.repository.write_if_newer(write, publish_by=int(ends_at))
-        if result.outcome is WriteOutcome.TIE:
-            if write.watermark.event_id not in entries_in(result.previous):
-                return None
-            # Our entry is there: this event was applied, then a later one of the same second committed. A
-            # redelivery, not an unknown order: fetching and writing the object again would apply it twice.
-            result = WriteResult(WriteOutcome.ALREADY_APPLIED, result.previous)
-        drain = OutboxDrain()
-        drain.add(write, result, self.clock())
-        if effects.link is not None and result.outcome in (WriteOutcome.APPLIED, WriteOutcome.ALREADY_APPLIED):
+        committed = self.writer.write(write, effects, effects.announcements)
+        outcome = committed.result.outcome
+        if effects.link is not None and outcome in COMMITTED:
             self.writer.link(*effects.link)
-        if drain.own_in_flight:
-            # The attempt that committed this very write is still within its time: it is publishing.
-            self._await_outbox(write, event.id)
-            metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
-            return WebhookOutcome("duplicate", event.id)
-        announcements = list(effects.announcements)
-        if announcements and result.outcome is not WriteOutcome.APPLIED:
-            announcements = self._unpublished(event.id, result, announcements)
-        self.writer.publish(announcements + drain.outgoing)
-        self.writer.settle(drain)
-        if announcements:
-            self.ledger.mark_completed(event.id, event.type)
-        if result.outcome is WriteOutcome.APPLIED:
+        if effects.announcements and not committed.carried and effects.announce_when_stale:
+            self.ledger.announce(event.id, event.type, effects.announcements)
+        return self._answer(event, outcome, int(outcome is WriteOutcome.APPLIED))
+
+    @staticmethod
+    def _answer(event: StripeEvent, outcome: WriteOutcome, changes: int) -> WebhookOutcome:
+        if outcome is WriteOutcome.APPLIED:
             metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
-            logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=drain.changes)
-            return WebhookOutcome("applied", event.id, drain.changes)
+            logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
+            return WebhookOutcome("applied", event.id, changes)
         metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
-        return WebhookOutcome("duplicate" if result.outcome is WriteOutcome.ALREADY_APPLIED else "stale", event.id)
-
-    def _unpublished(self, event_id: str, result: WriteResult, announcements: list[DomainEvent]) -> list[DomainEvent]:
-        """A redelivery's handler announcements, unless the ledger says an earlier attempt published them. If the
-        write is our own and fresh, its attempt may still be publishing: wait briefly, then let Stripe retry."""
-        if self.ledger.status(event_id) is EventClaimStatus.COMPLETED:
-            return []
-        committed_at = result.previous.get("updated_at")
-        if (
-            result.outcome is WriteOutcome.ALREADY_APPLIED
-            and isinstance(committed_at, int)
-            and self.clock() < committed_at + self.writer.implicit_lease_seconds
-        ):
-            deadline = self.clock() + self.in_progress_wait_seconds
-            while self.ledger.status(event_id) is not EventClaimStatus.COMPLETED:
-                if self.clock() >= deadline:
-                    raise errors.Conflict("event is being processed")
-                self.sleep(0.05)
-            return []
-        return announcements
-
-    def _await_outbox(self, write: StateWrite, event_id: str) -> None:
-        deadline = self.clock() + self.in_progress_wait_seconds
-        while self.writer.repository.outbox_pending(write.customer_id, write.sort_key, event_id):
-            if self.clock() >= deadline:
-                logger.info("event's announcements in progress elsewhere", event_id=event_id)
-                raise errors.Conflict("event is being processed")
-            self.sleep(0.05)
+        return WebhookOutcome("duplicate" if outcome is WriteOutcome.ALREADY_APPLIED else "stale", event.id)
 
     def _process_once(
         self, event: StripeEvent, handler: Callable[[Any, HandlerContext], Effects], ends_at: float
@@ -201,7 +169,8 @@ class WebhookService:
                 raise errors.Conflict("event is being processed")
             self.sleep(0.05)
         try:
-            changes = self.writer.apply_effects(handler(event, self.context), publish_by=lease_until)
+            effects = handler(event, self.context)
+            changes = self.writer.apply_effects(effects)
         except Exception:
             # Release so Stripe's retry can apply it; a crash that skips this leaves a lease that expires.
             try:
@@ -209,7 +178,8 @@ class WebhookService:
             except errors.TollgateError:
                 logger.warning("lease release failed; it expires on its own", event_id=event.id)
             raise
-        self.ledger.complete(event.id, claim.token)
+        # The completion carries the announcements to the stream: published once the event's state is in.
+        self.ledger.complete(event.id, claim.token, effects.announcements)
         metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
         logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
         return WebhookOutcome("applied", event.id, changes)

@@ -1,6 +1,6 @@
 """Event type -> small handler. A handler reads the event (and, for thin events or ties, the current object from
-Stripe) and returns its effects (tollgate.domain.effects); the webhook service commits them through the
-subscription write pipeline.
+Stripe) and returns its effects (tollgate.domain.effects); the webhook service commits them, with their
+announcements, in the event's one write (or under the event ledger's lease).
 
 Handlers never write: they describe watermark-guarded writes, a customer link, domain events to announce and a
 ``refetch`` that settles a same-second tie by reading the object from Stripe.
@@ -18,7 +18,7 @@ from tollgate.domain import projection
 from tollgate.domain.effects import Effects, MeterErrorReport
 from tollgate.domain.events import DomainEvent, domain_event
 from tollgate.domain.stripe_events import SnapshotEvent, StripeEvent, ThinEvent
-from tollgate.domain.subscriptions import ENTITLEMENTS_SK, StateWrite, Watermark, subscription_sk
+from tollgate.domain.subscriptions import ENTITLEMENTS_SK, StateWrite, Watermark, invoice_sk, subscription_sk
 from tollgate.ports.storage import SubscriptionOwners
 from tollgate.ports.stripe import StripeReader
 
@@ -129,23 +129,24 @@ def invoice_event(event: SnapshotEvent, ctx: HandlerContext) -> Effects:
     if sub_id is None or not isinstance(invoice.get("id"), str):
         return effects  # a one-off invoice: nothing to project
     invoice_id = str(invoice["id"])
+    # The invoice's own item: events about other invoices (last month's, paid late) never make this one stale.
     effects.writes.append(
         StateWrite(
             customer_id,
-            subscription_sk(sub_id),
+            invoice_sk(invoice_id),
             "invoice",
-            projection.invoice_fields(invoice),
+            projection.invoice_fields(invoice, sub_id),
             Watermark(event.created, 1, event.id),
         )
     )
 
     def refetch() -> list[StateWrite]:
         try:
-            fields = projection.invoice_fields(ctx.reader.invoice(invoice_id))
+            fields = projection.invoice_fields(ctx.reader.invoice(invoice_id), sub_id)
         except errors.UpstreamNotFound:
-            fields = {"latest_invoice_id": invoice_id, "latest_invoice_status": "deleted"}
+            fields = {**projection.invoice_fields(invoice, sub_id), "status": "deleted"}
         return [
-            StateWrite(customer_id, subscription_sk(sub_id), "invoice", fields, Watermark(event.created, 2, event.id))
+            StateWrite(customer_id, invoice_sk(invoice_id), "invoice", fields, Watermark(event.created, 2, event.id))
         ]
 
     effects.refetch = refetch
@@ -242,6 +243,8 @@ def entitlements_updated(event: SnapshotEvent, ctx: HandlerContext) -> Effects:
         writes=[write(projection.entitlement_keys(summary), 1)],
         refetch=lambda: [write(ctx.reader.active_entitlement_keys(customer_id), 2)],
         announcements=[_announce("entitlements.updated", event, event.created, customer_id=customer_id)],
+        # "The features changed": a newer summary already applied, and its own write announced it.
+        announce_when_stale=False,
     )
 
 

@@ -1,19 +1,21 @@
 """The subscription projection in DynamoDB, written only through watermark-conditional updates.
 
-Items (see docs/data-model.md): ``CUSTOMER#{customer_id}`` / ``SUBSCRIPTION#{id}`` holds one subscription,
-``CUSTOMER#{customer_id}`` / ``ENTITLEMENTS`` the customer's active feature lookup keys, and the customer's
-``USER`` row (owned by the customer directory) names the user. One partition query reads all three.
+Items (see docs/data-model.md), all under the customer's partition so one query reads them together:
+``CUSTOMER#{customer_id}`` / ``SUBSCRIPTION#{id}`` holds one subscription, ``INVOICE#{id}`` one subscription
+invoice's latest state, ``ENTITLEMENTS`` the customer's active feature lookup keys, and the ``USER`` row (owned by
+the customer directory) names the user.
 
-Each aspect of an item has its own watermark, because its events carry different snapshots: the subscription
-object (``watermark``), its latest invoice (``invoice_watermark``) and the entitlement summary (``watermark`` on
-the ENTITLEMENTS item). A write applies only when it is newer than what is stored; the old item comes back with
-the answer, so callers learn the transition (for domain events) without an extra read.
+Each item has its own ``watermark``: an invoice event competes only with events about the same invoice, so a late
+event about last month's invoice applies to that invoice (and its payment is announced by that write) without
+touching this month's. A write applies only when it is newer than what is stored; the old item comes back with
+the answer. Each applied write is one change on the table's stream, carrying the domain events it announces
+(tollgate.domain.changes): the webhook's one write per event is also its publication.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -21,15 +23,11 @@ from botocore.exceptions import ClientError
 from tollgate import errors
 from tollgate.adapters.aws import aws_errors, error_code
 from tollgate.domain.access import AccessPolicy, pick_current
-from tollgate.domain.outbox import (
-    TRANSITION_FIELDS,
-    TRANSITION_FIELDS_ATTRIBUTE,
-    encode_entry_head,
-    entry_attribute,
-    pending_in,
-)
+from tollgate.domain.changes import ANNOUNCEMENTS_ATTRIBUTE, encode_announcements
 from tollgate.domain.subscriptions import (
+    APPLIED_EVENTS_ATTRIBUTE,
     ENTITLEMENTS_SK,
+    INVOICE_RECORD_PREFIX,
     SUBSCRIPTION_RECORD_PREFIX,
     SUBSCRIPTION_STATUSES,
     WATERMARK_ATTRIBUTE,
@@ -87,19 +85,22 @@ class DynamoSubscriptionRepository:
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         user_id = next((i.get("user_id") for i in items if i["sk"] == USER_SK), None)
         features = next((tuple(i.get("features", ())) for i in items if i["sk"] == ENTITLEMENTS_SK), ())
+        invoices = latest_invoices(i for i in items if i["sk"].startswith(INVOICE_RECORD_PREFIX))
         states = []
         for item in items:
             if item["sk"].startswith(SUBSCRIPTION_RECORD_PREFIX) and item.get("status") in SUBSCRIPTION_STATUSES:
-                states.append(state_from_item(item, user_id=user_id, features=features))
+                subscription_id = item["sk"].removeprefix(SUBSCRIPTION_RECORD_PREFIX)
+                merged = with_latest_invoice(item, invoices.get(subscription_id))
+                states.append(state_from_item(merged, user_id=user_id, features=features))
         return states
 
     def current_for_customer(self, customer_id: str) -> SubscriptionState | None:
         return pick_current(self.for_customer(customer_id), int(self._clock()), self._policy)
 
-    def write_if_newer(self, write: StateWrite, *, publish_by: int | None = None) -> WriteResult:
-        """``publish_by``: for a subscription write, store its outbox entry (tollgate.domain.outbox) in the
-        same UpdateItem, owned by an attempt that ends then. None writes no entry (nothing will be announced)."""
-        params = update_params(self._table, write, now=int(self._clock()), publish_by=publish_by)
+    def write_if_newer(self, write: StateWrite, *, after_tie: bool = False) -> WriteResult:
+        """``after_tie``: the write re-states an object fetched because a same-second write tied; it joins that
+        second's applied events instead of starting them."""
+        params = update_params(self._table, write, now=int(self._clock()), after_tie=after_tie)
         try:
             with aws_errors("subscriptions.write"):
                 answer = self._client.update_item(**params, ReturnValues="ALL_OLD")
@@ -110,57 +111,6 @@ class DynamoSubscriptionRepository:
             current = from_dynamo(raw) if raw else {}
             return WriteResult(classify_rejection(write, current), current)
         return WriteResult(WriteOutcome.APPLIED, from_dynamo(answer.get("Attributes", {})))
-
-    def clear_outbox(
-        self, customer_id: str, sort_key: str, *, settle: Mapping[str, int], remove: Sequence[str]
-    ) -> None:
-        """Shrink published entries of the current second to markers (``settle``: event id -> created) and remove
-        the rest (``remove``). Both are idempotent, so retries are safe."""
-        names: dict[str, str] = {}
-        values: dict[str, AttributeValueTypeDef] = {}
-        sets, removes = [], []
-        for i, (event_id, created) in enumerate(sorted(settle.items())):
-            names[f"#s{i}"], values[f":s{i}"] = entry_attribute(event_id), {"L": [{"N": str(created)}]}
-            sets.append(f"#s{i} = :s{i}")
-        for i, event_id in enumerate(sorted(set(remove) - set(settle))):
-            names[f"#r{i}"] = entry_attribute(event_id)
-            removes.append(f"#r{i}")
-        if not names:
-            return
-        expression = " ".join(
-            part
-            for part in ("SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "")
-            if part
-        )
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": {"pk": {"S": customer_pk(customer_id)}, "sk": {"S": sort_key}},
-            "UpdateExpression": expression,
-            # Never create an item that holds nothing but a key.
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeNames": names,
-        }
-        if values:
-            params["ExpressionAttributeValues"] = values
-        try:
-            with aws_errors("subscriptions.clear_outbox"):
-                self._client.update_item(**params)
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-
-    def outbox_pending(self, customer_id: str, sort_key: str, event_id: str) -> bool:
-        """Whether the event's entry on the item still waits to be published (a marker does not)."""
-        with aws_errors("subscriptions.outbox_read"):
-            answer = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": customer_pk(customer_id)}, "sk": {"S": sort_key}},
-                ProjectionExpression="#ob",
-                ExpressionAttributeNames={"#ob": entry_attribute(event_id)},
-                ConsistentRead=True,
-            )
-        item = from_dynamo(answer.get("Item") or {})
-        return any(p.event_id == event_id for p in pending_in(item))
 
     def remember_owner(self, subscription_id: str, customer_id: str) -> None:
         """``SUBSCRIPTION#{id}`` / ``OWNER``: the customer a subscription was projected for (idempotent put)."""
@@ -185,20 +135,42 @@ class DynamoSubscriptionRepository:
         return str(owner) if owner else None
 
 
-#: An invoice write also carries its invoice's ``created``: a later event about an older invoice (last month's,
-#: paid late) must not replace the latest invoice shown.
-INVOICE_CREATED = "latest_invoice_created"
+def latest_invoices(items: Any) -> dict[str, dict[str, Any]]:
+    """Per subscription, its newest invoice item (by the invoice's ``created``, then the watermark)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for item in items:
+        subscription_id = item.get("subscription_id")
+        if not isinstance(subscription_id, str):
+            continue
+        seen = newest.get(subscription_id)
+        if seen is None or _invoice_order(item) > _invoice_order(seen):
+            newest[subscription_id] = item
+    return newest
 
 
-def _older_invoice(write: StateWrite, current: Mapping[str, Any]) -> bool:
-    mine, stored = write.fields.get(INVOICE_CREATED), current.get(INVOICE_CREATED)
-    return write.aspect == "invoice" and isinstance(mine, int) and isinstance(stored, int) and stored > mine
+def _invoice_order(item: Mapping[str, Any]) -> tuple[int, str]:
+    created = item.get("created")
+    return (created if isinstance(created, int) else 0, str(item.get(WATERMARK_ATTRIBUTE, "")))
+
+
+def with_latest_invoice(item: dict[str, Any], invoice: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The subscription item with its latest invoice: the newer of the invoice items and what a fetch of the
+    subscription (reconcile, the success page) stored on the item itself."""
+    if invoice is None:
+        return item
+    stored_created = item.get("latest_invoice_created")
+    created = invoice.get("created")
+    if isinstance(stored_created, int) and isinstance(created, int) and stored_created > created:
+        return item
+    return {
+        **item,
+        "latest_invoice_id": str(invoice["sk"]).removeprefix(INVOICE_RECORD_PREFIX),
+        "latest_invoice_status": invoice.get("status"),
+    }
 
 
 def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOutcome:
-    if _older_invoice(write, current):
-        return WriteOutcome.STALE
-    stored_raw = current.get(WATERMARK_ATTRIBUTE[write.aspect])
+    stored_raw = current.get(WATERMARK_ATTRIBUTE)
     if not isinstance(stored_raw, str):
         # Our condition can only fail on an item holding a watermark: anything else is a fault, never "stale"
         # (which would acknowledge the event without its state).
@@ -211,17 +183,34 @@ def classify_rejection(write: StateWrite, current: Mapping[str, Any]) -> WriteOu
     return WriteOutcome.STALE
 
 
-def update_params(table: str, write: StateWrite, now: int, publish_by: int | None = None) -> dict[str, Any]:
-    """A conditional UpdateItem: SET the given fields (REMOVE the None ones) if the watermark is newer, plus the
-    write's outbox entry when it is a subscription write owned by an attempt that ends at ``publish_by``."""
-    wm_attr = WATERMARK_ATTRIBUTE[write.aspect]
-    names: dict[str, str] = {"#wm": wm_attr, "#updated_at": "updated_at"}
+def update_params(table: str, write: StateWrite, now: int, *, after_tie: bool = False) -> dict[str, Any]:
+    """A conditional UpdateItem: SET the given fields (REMOVE the None ones) if the watermark is newer, with the
+    write's announcements (or none), and the event among the second's applied events."""
+    names: dict[str, str] = {
+        "#wm": WATERMARK_ATTRIBUTE,
+        "#updated_at": "updated_at",
+        "#applied": APPLIED_EVENTS_ATTRIBUTE,
+        "#ann": ANNOUNCEMENTS_ATTRIBUTE,
+    }
     values: dict[str, AttributeValueTypeDef] = {
         ":wm": {"S": write.watermark.encode()},
         ":now": {"N": str(now)},
+        ":me": {"L": [{"S": write.watermark.event_id}]},
     }
     sets = ["#wm = :wm", "#updated_at = :now"]
     removes: list[str] = []
+    if after_tie:
+        values[":none"] = {"L": []}
+        sets.append("#applied = list_append(if_not_exists(#applied, :none), :me)")
+    else:
+        # A snapshot write applies only over an older second, and a fetch that did not follow a tie is the first
+        # of its run: either starts the list.
+        sets.append("#applied = :me")
+    if write.announcements:
+        values[":ann"] = {"S": encode_announcements(write.announcements)}
+        sets.append("#ann = :ann")
+    else:
+        removes.append("#ann")
     for i, (name, value) in enumerate(sorted(write.fields.items())):
         names[f"#f{i}"] = name
         if value is None:
@@ -229,25 +218,12 @@ def update_params(table: str, write: StateWrite, now: int, publish_by: int | Non
         else:
             values[f":f{i}"] = to_attribute(value)
             sets.append(f"#f{i} = :f{i}")
-    if write.aspect == "subscription":
-        # The transition's before and after, stored with the state itself: published even if this attempt dies.
-        entry_sets, entry_names, entry_values = outbox_entry_update(
-            write.watermark.event_id, write.watermark.created, publish_by, write.fields
-        )
-        sets += entry_sets
-        names.update(entry_names)
-        values.update(entry_values)
     if write.watermark.rank == Watermark.SNAPSHOT:
         # Strictly older second only: a same-second state is a tie the caller settles by fetching the object.
         values[":bound"] = {"S": write.watermark.second_floor()}
     else:
         # A fetched object replaces anything up to and including its own second.
         values[":bound"] = {"S": f"{write.watermark.created:012d}#{Watermark.FETCHED + 1}"}
-    condition = "attribute_not_exists(#wm) OR (#wm < :bound AND #wm <> :wm)"
-    invoice_created = write.fields.get(INVOICE_CREATED)
-    if write.aspect == "invoice" and isinstance(invoice_created, int):
-        names["#ic"], values[":ic"] = INVOICE_CREATED, {"N": str(invoice_created)}
-        condition = f"({condition}) AND (attribute_not_exists(#ic) OR #ic <= :ic)"
     expression = "SET " + ", ".join(sets)
     if removes:
         expression += " REMOVE " + ", ".join(removes)
@@ -256,7 +232,7 @@ def update_params(table: str, write: StateWrite, now: int, publish_by: int | Non
         "Key": {"pk": {"S": customer_pk(write.customer_id)}, "sk": {"S": write.sort_key}},
         "UpdateExpression": expression,
         # Never the same watermark twice: a retry of a committed write is ALREADY_APPLIED, not a second change.
-        "ConditionExpression": condition,
+        "ConditionExpression": "attribute_not_exists(#wm) OR (#wm < :bound AND #wm <> :wm)",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -306,33 +282,3 @@ def state_from_item(
         features=features,
         **values,
     )
-
-
-def outbox_entry_update(
-    event_id: str, created: int, until: int | None, fields: Mapping[str, Any]
-) -> tuple[list[str], dict[str, str], dict[str, AttributeValueTypeDef]]:
-    """The SET actions, names and values a subscription write merges into its UpdateItem: the transition fields
-    always, and the write's outbox entry when an attempt ending at ``until`` will publish it.
-
-    A write that leaves out a transition field (a deleted object: status and gone only) records it as absent."""
-    after = [_outbox_value(fields.get(name)) for name in TRANSITION_FIELDS]
-    names = {"#tracked": TRANSITION_FIELDS_ATTRIBUTE}
-    values: dict[str, AttributeValueTypeDef] = {":ob_after": {"L": after}}
-    sets = ["#tracked = :ob_after"]
-    if until is not None:
-        names["#ob"] = entry_attribute(event_id)
-        values[":ob_head"] = {"L": [_outbox_value(v) for v in encode_entry_head(created, until, fields)]}
-        values[":ob_untracked"] = {"L": [{"NULL": True} for _ in TRANSITION_FIELDS]}
-        # list_append reads the item as it was: the entry ends with the transition fields before this write.
-        sets.insert(0, "#ob = list_append(:ob_head, if_not_exists(#tracked, :ob_untracked))")
-    return sets, names, values
-
-
-def _outbox_value(value: Any) -> AttributeValueTypeDef:
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    return {"S": str(value)}
