@@ -70,7 +70,7 @@ class InvoicesApi:
                 "Invoice is already paid" if inv["status"] == "paid" else "Invoice is not open.",
                 code="invoice_not_open" if inv["status"] != "paid" else "invoice_already_paid",
             )
-        sub = self.store.find(subscription_id_of(inv))
+        sub = self.invoices.subscription_of(inv)
         if req.params.get("payment_method"):
             pm = self.store.get(str(req.params["payment_method"]), "payment_method", "payment_method")
             behavior = self.payment_methods.behavior_of(pm["id"])

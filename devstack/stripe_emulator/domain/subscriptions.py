@@ -12,7 +12,7 @@ from devstack.stripe_emulator.store import Obj, Store
 
 from .changes import diff
 from .invoice_lines import InvoiceLines
-from .invoices import PAID, Invoices
+from .invoices import PAID, Invoices, subscription_id_of
 from .periods import DAY, add_interval
 
 ENDED_STATUSES = ("canceled", "incomplete_expired")
@@ -131,8 +131,7 @@ class Subscriptions:
         sub["ended_at"] = now
         sub["cancellation_details"]["reason"] = reason
         for inv in self.store.all("invoice"):
-            details = inv["parent"]["subscription_details"] or {}
-            if details.get("subscription") == sub["id"] and inv["status"] == "open":
+            if subscription_id_of(inv) == sub["id"] and inv["status"] == "open":
                 self.invoices.stop_collecting(inv)
         self.events.emit("customer.subscription.deleted", sub, diff(before, sub))
 
