@@ -120,28 +120,28 @@ class CreatedResource:
 
 
 def _references(value: Any, logical_ids: set[str]) -> set[str]:
+    """The logical ids that `value` refers to (Ref, GetAtt, Sub), at any depth."""
+    if isinstance(value, list):
+        return set().union(*(_references(item, logical_ids) for item in value))
+    if not isinstance(value, dict):
+        return set()
     found: set[str] = set()
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str) and arg in logical_ids:
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                target = arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0]
-                if target in logical_ids:
-                    found.add(target)
-            elif key == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                for name in re.findall(r"\$\{([^}!][^}]*)\}", text):
-                    if name.split(".", 1)[0] in logical_ids:
-                        found.add(name.split(".", 1)[0])
-                if not isinstance(arg, str):
-                    found |= _references(arg[1], logical_ids)
-            else:
-                found |= _references(arg, logical_ids)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _references(item, logical_ids)
+    for key, arg in value.items():
+        if key == "Ref":
+            found |= {arg} & logical_ids if isinstance(arg, str) else _references(arg, logical_ids)
+        elif key == "Fn::GetAtt":
+            found |= {arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0]} & logical_ids
+        elif key == "Fn::Sub":
+            found |= _sub_references(arg, logical_ids)
+        else:
+            found |= _references(arg, logical_ids)
     return found
+
+
+def _sub_references(arg: Any, logical_ids: set[str]) -> set[str]:
+    text = arg if isinstance(arg, str) else arg[0]
+    names = {name.split(".", 1)[0] for name in re.findall(r"\$\{([^}!][^}]*)\}", text)} & logical_ids
+    return names if isinstance(arg, str) else names | _references(arg[1], logical_ids)
 
 
 def creation_order(resources: Mapping[str, Any]) -> list[str]:

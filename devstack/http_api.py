@@ -292,11 +292,19 @@ def _message(status: int, message: str, extra: Sequence[tuple[str, str]] = ()) -
     )
 
 
+def _denial(denied: AuthorizerDenied) -> HttpResponse:
+    """The JWT authorizer's 401 or 403."""
+    challenge = [("www-authenticate", denied.www_authenticate)]
+    if denied.status == 401:
+        return _message(401, "Unauthorized", challenge)
+    return _message(403, "Forbidden", challenge)
+
+
 def response_from_result(result: Any) -> HttpResponse:
     """Payload 2.0 response mapping: a dict with statusCode is used as given; anything else is a 200 JSON body."""
     if not (isinstance(result, dict) and "statusCode" in result):
-        body = result if isinstance(result, str) else json.dumps(result)
-        return HttpResponse(200, [("content-type", "application/json")], body.encode())
+        text = result if isinstance(result, str) else json.dumps(result)
+        return HttpResponse(200, [("content-type", "application/json")], text.encode())
     status = result["statusCode"]
     if not isinstance(status, int) or not 100 <= status <= 599:
         raise FunctionFailed("malformed Lambda proxy response")
@@ -408,15 +416,10 @@ class HttpApiEmulator:
             return _message(404, "Not Found")
         route, path_parameters = found
 
-        claims: dict[str, Any] | None = None
-        if route.authorizer is not None:
-            config = self.spec.authorizers[route.authorizer]
-            try:
-                claims = verify(lowered.get(config.identity_header), config, route.scopes, self.jwks)
-            except AuthorizerDenied as denied:
-                if denied.status == 401:
-                    return _message(401, "Unauthorized", [("www-authenticate", denied.www_authenticate)])
-                return _message(403, "Forbidden", [("www-authenticate", denied.www_authenticate)])
+        try:
+            claims = self._claims(route, lowered)
+        except AuthorizerDenied as denied:
+            return _denial(denied)
 
         event = build_event(
             method=method,
@@ -432,7 +435,22 @@ class HttpApiEmulator:
             request_id=request_id,
             domain_name=host or "localhost",
         )
-        future = self._pool.submit(self.invoke, route.function_id, event)
+        cors_headers = list(cors.headers_for(origin).items()) if cors and origin else []
+        return self._integrate(route.function_id, event, cors_headers)
+
+    def _claims(self, route: Route, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """The JWT authorizer's verified claims (None on a route without authorizer); raises AuthorizerDenied."""
+        if route.authorizer is None:
+            return None
+        config = self.spec.authorizers[route.authorizer]
+        return verify(headers.get(config.identity_header), config, route.scopes, self.jwks)
+
+    def _integrate(
+        self, function_id: str, event: dict[str, Any], cors_headers: Sequence[tuple[str, str]]
+    ) -> HttpResponse:
+        """Invoke the route's function; a timeout is a 503 and a failed invocation a 500 (both without CORS
+        headers), like API Gateway."""
+        future = self._pool.submit(self.invoke, function_id, event)
         try:
             response = response_from_result(future.result(timeout=self.integration_timeout_seconds))
         except FutureTimeout:
@@ -440,8 +458,7 @@ class HttpApiEmulator:
         except FunctionFailed as exc:
             log.warning("integration failed: %s", exc)
             return _message(500, "Internal Server Error")
-        if cors and origin:
-            response.headers.extend(cors.headers_for(origin).items())
+        response.headers.extend(cors_headers)
         return response
 
     @staticmethod

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeIs
 
 import jwt
 from jwt.exceptions import PyJWTError
@@ -100,11 +100,38 @@ def verify(
     now: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """The verified claims, or AuthorizerDenied with the status API Gateway would answer."""
+    token = _bearer_token(authorization)
+    alg, key = _signing_key(token, config, jwks)
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=jwt.PyJWK(dict(key), algorithm=alg).key,
+            algorithms=[alg],
+            # Time and audience rules are checked below exactly as API Gateway states them.
+            options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+        )
+    except PyJWTError:
+        raise _unauthorized("signature verification failed") from None
+    if claims.get("iss") != config.issuer:
+        raise _unauthorized("issuer mismatch")
+    _check_audience(claims, config)
+    _check_times(claims, now())
+    if required_scopes and not set(required_scopes) & set(token_scopes(claims)):
+        raise AuthorizerDenied(403, "insufficient_scope", "token lacks the route's scopes")
+    return claims
+
+
+def _bearer_token(authorization: str | None) -> str:
     if not authorization or not authorization.strip():
         raise _unauthorized("missing token")
     token = authorization.strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
+    return token
+
+
+def _signing_key(token: str, config: JwtAuthorizerConfig, jwks: JwksSource) -> tuple[str, Mapping[str, Any]]:
+    """(alg, JWK) for the token's header: an RSA algorithm and a kid the issuer publishes (refetched once)."""
     try:
         header = jwt.get_unverified_header(token)
     except PyJWTError:
@@ -120,19 +147,11 @@ def verify(
         key = _key_for(jwks(config.issuer, refresh=True), kid)
     if key is None:
         raise _unauthorized("kid not found in the issuer's JWKS")
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key=jwt.PyJWK(dict(key), algorithm=alg).key,
-            algorithms=[alg],
-            # Time and audience rules are checked below exactly as API Gateway states them.
-            options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
-        )
-    except PyJWTError:
-        raise _unauthorized("signature verification failed") from None
+    return str(alg), key
 
-    if claims.get("iss") != config.issuer:
-        raise _unauthorized("issuer mismatch")
+
+def _check_audience(claims: Mapping[str, Any], config: JwtAuthorizerConfig) -> None:
+    """`aud` (any of them) must be an allowed audience; without `aud`, `client_id` must be."""
     audience = claims.get("aud")
     if audience is not None:
         audiences = audience if isinstance(audience, list) else [audience]
@@ -140,19 +159,22 @@ def verify(
             raise _unauthorized("audience mismatch")
     elif claims.get("client_id") not in config.audience:
         raise _unauthorized("client_id mismatch")
-    current = now()
+
+
+def _is_time(value: Any) -> TypeIs[int | float]:
+    return isinstance(value, int | float)
+
+
+def _check_times(claims: Mapping[str, Any], current: float) -> None:
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp <= current:
+    if not _is_time(exp) or exp <= current:
         raise _unauthorized("token expired")
     nbf = claims.get("nbf")
-    if nbf is not None and (not isinstance(nbf, int | float) or nbf > current):
+    if nbf is not None and (not _is_time(nbf) or nbf > current):
         raise _unauthorized("token not yet valid")
     iat = claims.get("iat")
-    if iat is not None and (not isinstance(iat, int | float) or iat > current):
+    if iat is not None and (not _is_time(iat) or iat > current):
         raise _unauthorized("token issued in the future")
-    if required_scopes and not set(required_scopes) & set(token_scopes(claims)):
-        raise AuthorizerDenied(403, "insufficient_scope", "token lacks the route's scopes")
-    return claims
 
 
 def claims_as_api_gateway_passes_them(claims: Mapping[str, Any]) -> dict[str, str]:

@@ -8,7 +8,7 @@ locally, which is all the local stack needs (no SAM translator, no CloudFormatio
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints (no stubs in the lock)
     pass
 
 
@@ -35,7 +35,7 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -96,6 +96,21 @@ class Resolver:
             }
         )
         self._conditions: dict[str, bool] = {}
+        # The intrinsic functions this stack evaluates: key of a one-key mapping -> evaluator of its argument.
+        self._intrinsics: dict[str, Callable[[Any], Any]] = {
+            "Ref": self._ref,
+            "Fn::GetAtt": self._fn_get_att,
+            "Fn::Sub": self._sub,
+            "Fn::If": self._fn_if,
+            "Fn::Equals": self._fn_equals,
+            "Fn::Not": self._fn_not,
+            "Fn::And": self._fn_and,
+            "Fn::Or": self._fn_or,
+            "Fn::Join": self._fn_join,
+            "Fn::Select": self._fn_select,
+            "Fn::Split": self._fn_split,
+            "Condition": self.condition,
+        }
 
     # ---- conditions -------------------------------------------------------------------------------------
 
@@ -117,38 +132,44 @@ class Resolver:
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
-            if key == "Ref":
-                return self._ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self._get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Fn::Equals":
-                left, right = (self.resolve(a) for a in arg)
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::And":
-                return all(self.resolve(a) for a in arg)
-            if key == "Fn::Or":
-                return any(self.resolve(a) for a in arg)
-            if key == "Fn::Join":
-                separator, items = arg
-                return str(separator).join(str(i) for i in self.resolve(items))
-            if key == "Fn::Select":
-                index, items = arg
-                return self.resolve(items)[int(self.resolve(index))]
-            if key == "Fn::Split":
-                separator, text = arg
-                return str(self.resolve(text)).split(separator)
-            if key == "Condition":
-                return self.condition(arg)
+            intrinsic = self._intrinsics.get(key)
+            if intrinsic is not None:
+                return intrinsic(arg)
         resolved = {k: self.resolve(v) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def _fn_get_att(self, arg: Any) -> Any:
+        logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self._get_att(logical_id, attribute)
+
+    def _fn_if(self, arg: Any) -> Any:
+        name, when_true, when_false = arg
+        return self.resolve(when_true if self.condition(name) else when_false)
+
+    def _fn_equals(self, arg: Any) -> bool:
+        left, right = (self.resolve(a) for a in arg)
+        return str(left) == str(right)
+
+    def _fn_not(self, arg: Any) -> bool:
+        return not self.resolve(arg[0])
+
+    def _fn_and(self, arg: Any) -> bool:
+        return all(self.resolve(a) for a in arg)
+
+    def _fn_or(self, arg: Any) -> bool:
+        return any(self.resolve(a) for a in arg)
+
+    def _fn_join(self, arg: Any) -> str:
+        separator, items = arg
+        return str(separator).join(str(i) for i in self.resolve(items))
+
+    def _fn_select(self, arg: Any) -> Any:
+        index, items = arg
+        return self.resolve(items)[int(self.resolve(index))]
+
+    def _fn_split(self, arg: Any) -> list[str]:
+        separator, text = arg
+        return str(self.resolve(text)).split(separator)
 
     def _ref(self, name: str) -> Any:
         if name not in self.refs:

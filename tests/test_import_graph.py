@@ -35,6 +35,7 @@ def copy_of_tree(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     shutil.copytree(ROOT / "layers" / "common" / "tollgate", tmp_path / "layers" / "common" / "tollgate")
     shutil.copytree(ROOT / "functions", tmp_path / "functions")
+    shutil.copytree(ROOT / "devstack", tmp_path / "devstack", ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
 
@@ -63,6 +64,13 @@ def test_the_tree_keeps_every_contract() -> None:
         ("layers/common/tollgate/domain/usage.py", "import botocore.exceptions", "only adapters"),
         # a handler skipping the composition root
         ("functions/checkout/app.py", "import tollgate.adapters.dynamodb.rate_limiter", "handlers call"),
+        # the emulator's store reaching up into a resource API, and a resource area into a higher one
+        ("devstack/stripe_emulator/store.py", "import devstack.stripe_emulator.api", "emulator's layers"),
+        (
+            "devstack/stripe_emulator/domain/catalog.py",
+            "import devstack.stripe_emulator.domain.dunning",
+            "resource areas",
+        ),
     ],
 )
 def test_control_a_planted_violation_breaks_its_contract(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .app import StripeEmulator
 from .clock import Clock
-from .events import sign
 from .faults import Faults
+from .webhook_delivery import sign
 
 __all__ = ["Clock", "Faults", "StripeEmulator", "sign"]

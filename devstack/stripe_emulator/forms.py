@@ -10,6 +10,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .errors import invalid
+
 _TOKEN = re.compile(r"\[([^\]]*)\]")
 
 
@@ -73,8 +75,6 @@ def as_bool(value: Any) -> bool:
 
 
 def as_int(value: Any, param: str) -> int:
-    from .errors import invalid
-
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -1,4 +1,7 @@
-"""Request/response types and the routing table (method + path pattern -> handler)."""
+"""Request/response types and the routing table (method + path pattern -> handler).
+
+Each resource class lists its routes as `RouteSpec` rows (`routes()`); the composition root adds them in order.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
 Kind = Literal["v1", "v2", "stream", "control", "page"]
 
@@ -19,7 +22,7 @@ class Headers(dict[str, str]):
         for k, v in dict(items).items():
             self[k.lower()] = v
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 
@@ -76,7 +79,25 @@ class Response:
         )
 
 
+# A connection closed without an answer (the `drop_connection` fault).
+DROP = Response(status=0)
+
 Handler = Callable[[Request], "dict[str, Any] | Response"]
+
+
+class RouteSpec(NamedTuple):
+    """One row of a resource's route table; `kind` defaults to v1/v2 from the path."""
+
+    method: str
+    template: str
+    handler: Handler
+    kind: Kind | None = None
+
+
+class Resource(Protocol):
+    """Anything that serves routes: a class per Stripe resource, one method per route."""
+
+    def routes(self) -> list[RouteSpec]: ...
 
 
 @dataclass
@@ -100,14 +121,13 @@ class Router:
             kind = "v2" if template.startswith("/v2/") else "v1"
         self.routes.append(Route(method.upper(), re.compile(regex), handler, kind, template))
 
+    def add_table(self, resource: Resource) -> None:
+        for spec in resource.routes():
+            self.add(spec.method, spec.template, spec.handler, spec.kind)
+
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        allowed = False
         for route in self.routes:
             m = route.pattern.match(path)
-            if m is None:
-                continue
-            allowed = True
-            if route.method == method.upper():
+            if m is not None and route.method == method.upper():
                 return route, m.groupdict()
-        del allowed
         return None

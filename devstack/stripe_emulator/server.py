@@ -11,28 +11,31 @@ import email.utils
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .routing import Response
+from .clock import Clock
+from .routing import DROP, Response
 
-if TYPE_CHECKING:
-    from .app import StripeEmulator
 
-DROP = Response(status=0)
+class Handles(Protocol):
+    """What answers the requests (the emulator)."""
+
+    def handle(self, method: str, raw_path: str, raw_headers: dict[str, str], body: bytes) -> Response: ...
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "stripe-emulator"
     sys_version = ""
-    emulator: StripeEmulator
+    emulator: Handles
+    clock: Clock
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the emulator keeps its own request log."""
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The ``Date`` header on the emulator's clock, as Stripe's is on Stripe's (clients read it as "now")."""
-        return email.utils.formatdate(self.emulator.clock.now() if timestamp is None else timestamp, usegmt=True)
+        return email.utils.formatdate(self.clock.now() if timestamp is None else timestamp, usegmt=True)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -62,8 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
 class EmulatorServer:
     """Owns the listening socket and the serving thread."""
 
-    def __init__(self, emulator: StripeEmulator, host: str, port: int) -> None:
-        handler = type("BoundHandler", (_Handler,), {"emulator": emulator})
+    def __init__(self, emulator: Handles, clock: Clock, host: str, port: int) -> None:
+        handler = type("BoundHandler", (_Handler,), {"emulator": emulator, "clock": clock})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="stripe-emulator", daemon=True)

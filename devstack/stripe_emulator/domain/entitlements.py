@@ -1,21 +1,21 @@
 """Entitlements: features attached to products (seeded), and each customer's active entitlements.
 
-A customer's active entitlements are the features of the products on their subscriptions whose status is trialing,
-active or past_due (`billing.ENTITLED_STATUSES`). After every `customer.subscription.*` event the set is recomputed
-and, when it changed, `entitlements.active_entitlement_summary.updated` is emitted with the previous list in
+A customer's active entitlements are the features of the products on their subscriptions whose status is in
+`ENTITLED_STATUSES`. After every `customer.subscription.*` event the set is recomputed and, when it changed,
+`entitlements.active_entitlement_summary.updated` is emitted with the previous list in
 `previous_attributes.entitlements`, like Stripe.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .billing import ENTITLED_STATUSES
-from .ids import new_id
-from .store import Obj
+from devstack.stripe_emulator.events import EventBus
+from devstack.stripe_emulator.ids import new_id
+from devstack.stripe_emulator.store import Obj, Store
 
-if TYPE_CHECKING:
-    from .app import StripeEmulator
+# Subscription statuses that keep the product's entitlements active.
+ENTITLED_STATUSES = ("trialing", "active", "past_due")
 
 
 def feature_id(lookup_key: str) -> str:
@@ -23,10 +23,9 @@ def feature_id(lookup_key: str) -> str:
 
 
 class Entitlements:
-    def __init__(self, emu: StripeEmulator) -> None:
-        self.emu = emu
-        self.store = emu.store
-        emu.events.listeners.append(self._on_event)
+    def __init__(self, store: Store, events: EventBus) -> None:
+        self.store = store
+        self.events = events
 
     def make_feature(self, lookup_key: str, name: str | None = None) -> Obj:
         return self.store.put(
@@ -84,6 +83,13 @@ class Entitlements:
             )
         return out
 
+    def find_active_entitlement(self, entitlement_id: str) -> Obj | None:
+        for cus in self.store.all("customer"):
+            for ent in self.active_entitlements(cus["id"]):
+                if ent["id"] == entitlement_id:
+                    return ent
+        return None
+
     def summary(self, customer_id: str) -> Obj:
         data: list[Any] = []
         for ent in self.active_entitlements(customer_id):
@@ -100,7 +106,8 @@ class Entitlements:
             "livemode": False,
         }
 
-    def _on_event(self, event_type: str, obj: Obj) -> None:
+    def on_event(self, event_type: str, obj: Obj) -> None:
+        """An event listener: recompute after each subscription event, announce a changed set."""
         if not event_type.startswith("customer.subscription."):
             return
         customer_id = str(obj.get("customer"))
@@ -114,4 +121,4 @@ class Entitlements:
         kept = set(new)
         side["entitlement_ids"] = {k: v for k, v in side.get("entitlement_ids", {}).items() if k in kept}
         summary = self.summary(customer_id)
-        self.emu.events.emit("entitlements.active_entitlement_summary.updated", summary, {"entitlements": previous})
+        self.events.emit("entitlements.active_entitlement_summary.updated", summary, {"entitlements": previous})

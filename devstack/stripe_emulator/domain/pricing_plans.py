@@ -8,41 +8,57 @@ payment failed, retries scheduled), collection_paused + servicing_paused (all re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
-from .billing import add_interval
-from .events import iso
-from .ids import new_id
-from .store import Obj
+from devstack.stripe_emulator.events import EventBus
+from devstack.stripe_emulator.ids import new_id
+from devstack.stripe_emulator.isotime import iso
+from devstack.stripe_emulator.schedule import RENEWAL, BusinessTime, Task
+from devstack.stripe_emulator.store import Obj, Store
 
-if TYPE_CHECKING:
-    from .app import StripeEmulator
+from .catalog import Catalog
+from .invoice_lines import line
+from .invoices import PAID, Invoices
+from .periods import add_interval
+from .settings import Settings
 
 KIND = "v2.billing.pricing_plan_subscription"
 
 
 class PricingPlans:
-    def __init__(self, emu: StripeEmulator) -> None:
-        self.emu = emu
-        self.store = emu.store
-        self.billing = emu.billing
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus,
+        time: BusinessTime,
+        settings: Settings,
+        catalog: Catalog,
+        invoices: Invoices,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.time = time
+        self.settings = settings
+        self.catalog = catalog
+        self.invoices = invoices
 
     def _event(self, ppsub: Obj, transition: str) -> None:
-        self.emu.events.emit_v2(f"{KIND}.{transition}", ppsub["id"], KIND)
+        self.events.emit_v2(f"{KIND}.{transition}", ppsub["id"], KIND)
 
     def _collection(self, ppsub: Obj, status: str) -> None:
         ppsub["collection_status"] = status
-        ppsub["collection_status_transitions"][f"{status}_at"] = iso(self.billing.now())
+        ppsub["collection_status_transitions"][f"{status}_at"] = iso(self.time.now())
         self._event(ppsub, f"collection_{status}")
 
     def _servicing(self, ppsub: Obj, status: str, transition: str) -> None:
         ppsub["servicing_status"] = status
-        ppsub["servicing_status_transitions"][f"{transition}_at"] = iso(self.billing.now())
+        ppsub["servicing_status_transitions"][f"{transition}_at"] = iso(self.time.now())
         self._event(ppsub, f"servicing_{transition}")
 
     def subscribe(self, customer_id: str, plan_id: str, metadata: dict[str, Any]) -> tuple[Obj, Obj]:
         """Create the subscription, invoice and collect the first license fee; returns (ppsub, invoice)."""
-        now = self.billing.now()
+        now = self.time.now()
         ppsub: Obj = {
             "id": new_id("bpps_test", 32),
             "object": KIND,
@@ -67,50 +83,60 @@ class PricingPlans:
         }
         self.store.put(ppsub)
         inv = self._invoice(ppsub, now, "subscription_create")
-        self.billing.collect(inv, None, "succeed")
+        self.invoices.collect(inv, None, "succeed")
         self._event(ppsub, "servicing_activated")
         self._event(ppsub, "collection_current")
         return ppsub, inv
 
     def _invoice(self, ppsub: Obj, start: int, reason: str) -> Obj:
-        seed = self.store.side(ppsub["pricing_plan"]).get("seed", {})
-        fee = int(seed.get("monthly_license_fee", 0))
         plan_id = ppsub["pricing_plan"]
+        seed = self.catalog.plan_seed(plan_id)
+        fee = int(seed.get("monthly_license_fee", 0))
         end = add_interval(start, "month")
         self.store.side(ppsub["id"])["period_end"] = end
         price = {"id": plan_id, "product": plan_id, "currency": seed.get("currency", "usd"), "unit_amount": fee}
-        line = self.billing.line(
-            None, None, price, 1, fee, start, end, f"{seed.get('display_name', plan_id)} license fee"
-        )
-        inv = self.billing.issue_invoice(None, ppsub["customer"], [line], reason)
+        fee_line = line(None, None, price, 1, fee, start, end, f"{seed.get('display_name', plan_id)} license fee")
+        inv = self.invoices.issue(None, ppsub["customer"], [fee_line], reason)
         self.store.side(inv["id"])["pricing_plan_subscription"] = ppsub["id"]
         return inv
 
-    def due(self) -> list[tuple[float, int, Any]]:
-        out: list[tuple[float, int, Any]] = []
+    # ---- the clock --------------------------------------------------------------------------------------------
+
+    def due(self) -> list[Task]:
+        out: list[Task] = []
         for ppsub in self.store.all(KIND):
             if ppsub["servicing_status"] != "active" or ppsub["collection_status"] == "paused":
                 continue
             end = self.store.side(ppsub["id"]).get("period_end")
             if end is not None:
-                out.append((end, 2, self._renew(ppsub)))
+                out.append((end, RENEWAL, partial(self._renew, ppsub)))
         return out
 
-    def _renew(self, ppsub: Obj) -> Any:
-        def run() -> None:
-            inv = self._invoice(ppsub, self.store.side(ppsub["id"])["period_end"], "subscription_cycle")
-            if self.billing.collect(inv, None) == "paid":
-                return
-            side = self.store.side(inv["id"])
-            side.setdefault("retries_left", self.billing.dunning_retries)
-            if side["retries_left"] > 0:
-                inv["next_payment_attempt"] = self.billing.now() + self.billing.dunning_retry_interval
-            if ppsub["collection_status"] == "current":
-                self._collection(ppsub, "awaiting_customer_action")
-            if side["retries_left"] <= 0:
-                self.collection_failed_for_good(ppsub["id"])
+    def _renew(self, ppsub: Obj) -> None:
+        inv = self._invoice(ppsub, self.store.side(ppsub["id"])["period_end"], "subscription_cycle")
+        if self.invoices.collect(inv, None) == PAID:
+            return
+        side = self.store.side(inv["id"])
+        side.setdefault("retries_left", self.settings.dunning_retries)
+        if side["retries_left"] > 0:
+            inv["next_payment_attempt"] = self.time.now() + self.settings.dunning_retry_interval
+        if ppsub["collection_status"] == "current":
+            self._collection(ppsub, "awaiting_customer_action")
+        if side["retries_left"] <= 0:
+            self.collection_failed_for_good(ppsub["id"])
 
-        return run
+    # ---- listeners (invoice paid, dunning exhausted) --------------------------------------------------------
+
+    def on_invoice_paid(self, inv: Obj, before: Obj) -> None:
+        """A retried license-fee invoice was paid: collection is current again."""
+        ppsub_id = self.store.side(inv["id"]).get("pricing_plan_subscription")
+        if ppsub_id and before["attempt_count"] > 0 and before["status"] == "open":
+            self.collection_recovered(ppsub_id)
+
+    def on_dunning_exhausted(self, inv: Obj) -> None:
+        ppsub_id = self.store.side(inv["id"]).get("pricing_plan_subscription")
+        if ppsub_id:
+            self.collection_failed_for_good(ppsub_id)
 
     def collection_recovered(self, ppsub_id: str) -> None:
         ppsub = self.store.find(ppsub_id)
@@ -128,14 +154,15 @@ class PricingPlans:
         self._collection(ppsub, "paused")
         self._servicing(ppsub, "paused", "paused")
 
+    # ---- cancellation ---------------------------------------------------------------------------------------
+
     def cancel(self, ppsub: Obj) -> None:
         if ppsub["servicing_status"] == "canceled":
             return
         self._servicing(ppsub, "canceled", "canceled")
         for inv in self.store.all("invoice"):
             if self.store.side(inv["id"]).get("pricing_plan_subscription") == ppsub["id"] and inv["status"] == "open":
-                inv["next_payment_attempt"] = None
-                inv["auto_advance"] = False
+                self.invoices.stop_collecting(inv)
 
     def cancel_for_customer(self, customer_id: str) -> None:
         for ppsub in self.store.all(KIND):

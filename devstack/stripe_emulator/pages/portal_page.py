@@ -1,0 +1,125 @@
+"""The hosted customer portal `/p/session/{id}`: cancel at period end (or now), resume, switch plan, update card."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from devstack.stripe_emulator.domain.portal import PortalActions, allowed_prices
+from devstack.stripe_emulator.domain.subscriptions import ENDED_STATUSES, first_item
+from devstack.stripe_emulator.routing import Request, Response, RouteSpec
+from devstack.stripe_emulator.store import Obj, Store
+
+from .html import button, page
+
+CARD_BUTTONS = ("4242424242424242", "4000000000000341")
+SUBSCRIPTION_ACTIONS = ("cancel", "resume", "switch")
+
+
+def _shows(flow: dict[str, Any], flow_type: str) -> bool:
+    """Whether a section is on the page: always on the homepage, else only in its own flow."""
+    return flow.get("type") in (None, flow_type)
+
+
+def _subscription_block(sub: Obj, conf: Obj, flow: dict[str, Any], action: str) -> str:
+    features = conf["features"]
+    item = first_item(sub)
+    parts = [
+        f"<div class='sub' id='{escape(sub['id'])}'><h2>{escape(item['price']['id'])}</h2>"
+        f"<p>Status {escape(sub['status'])}; cancel at period end: {sub['cancel_at_period_end']}</p>"
+    ]
+    fields = {"subscription": sub["id"]}
+    if features["subscription_cancel"]["enabled"] and _shows(flow, "subscription_cancel"):
+        parts.append(button(action, "Resume" if sub["cancel_at_period_end"] else "Cancel", fields))
+    if features["subscription_update"]["enabled"] and _shows(flow, "subscription_update"):
+        for price_id in allowed_prices(conf):
+            if price_id != item["price"]["id"]:
+                switch = button(action, "Switch", {**fields, "price": price_id})
+                parts.append(switch.replace(">Switch<", f">Switch to {escape(price_id)}<"))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _card_buttons(action: str) -> str:
+    label = "Update card"
+    return "".join(
+        button(action, label, {"card": card}).replace(f">{label}<", f">{label} ({card[-4:]})<") for card in CARD_BUTTONS
+    )
+
+
+class PortalPage:
+    def __init__(self, store: Store, actions: PortalActions) -> None:
+        self.store = store
+        self.actions = actions
+
+    def routes(self) -> list[RouteSpec]:
+        return [
+            RouteSpec("GET", "/p/session/{id}", self.show, "page"),
+            RouteSpec("POST", "/p/session/{id}/action", self.act, "page"),
+        ]
+
+    def _session(self, bps_id: str) -> Obj | None:
+        session = self.store.find(bps_id)
+        if session is None or session["object"] != "billing_portal.session":
+            return None
+        return session
+
+    def show(self, req: Request) -> Response:
+        session = self._session(req.path_params["id"])
+        if session is None:
+            return page("Portal session not found", "<p>Unknown session.</p>", 404)
+        conf = self.store.get(session["configuration"], "billing_portal.configuration")
+        flow = session.get("flow") or {}
+        action = f"/p/session/{session['id']}/action"
+        focus = ((flow.get(flow.get("type") or "") or {}) or {}).get("subscription")
+        subs = [
+            s
+            for s in self.store.all("subscription")
+            if s["customer"] == session["customer"] and s["status"] not in ENDED_STATUSES
+        ]
+        if focus:
+            subs = [s for s in subs if s["id"] == focus]
+        parts = [f"<p>Flow: <code>{escape(str(flow.get('type') or 'portal_homepage'))}</code></p>"]
+        parts.extend(_subscription_block(sub, conf, flow, action) for sub in subs)
+        if conf["features"]["payment_method_update"]["enabled"] and _shows(flow, "payment_method_update"):
+            parts.append(_card_buttons(action))
+        if session.get("return_url"):
+            parts.append(f"<p><a id='return' href='{escape(session['return_url'])}'>Return</a></p>")
+        return page("Customer portal", "".join(parts))
+
+    def act(self, req: Request) -> Response:
+        session = self._session(req.path_params["id"])
+        if session is None:
+            return page("Portal session not found", "<p>Unknown session.</p>", 404)
+        conf = self.store.get(session["configuration"], "billing_portal.configuration")
+        act = str(req.params.get("action") or "")
+        cus = self.store.get(session["customer"], "customer")
+        sub: Obj | None = None
+        if req.params.get("subscription"):
+            sub = self.store.get(str(req.params["subscription"]), "subscription")
+            if sub["customer"] != cus["id"]:
+                return page("Customer portal", "<p>Not your subscription.</p>", 403)
+        if act in SUBSCRIPTION_ACTIONS and sub is None:
+            return page("Customer portal", "<p>Missing subscription.</p>", 400)
+        refusal = self._apply(act, sub, cus, conf, req.params)
+        if refusal is not None:
+            return refusal
+        after = (session.get("flow") or {}).get("after_completion") or {}
+        if after.get("type") == "redirect" and (after.get("redirect") or {}).get("return_url"):
+            return Response.redirect(after["redirect"]["return_url"])
+        return Response.redirect(f"/p/session/{session['id']}")
+
+    def _apply(self, act: str, sub: Obj | None, cus: Obj, conf: Obj, params: dict[str, Any]) -> Response | None:
+        """Do what the button says; a page when it cannot be done."""
+        if act in ("cancel", "resume") and sub is not None:
+            self.actions.cancel_or_resume(sub, act == "cancel", conf)
+        elif act == "switch" and sub is not None:
+            price_id = str(params.get("price") or "")
+            if price_id not in allowed_prices(conf):
+                return page("Customer portal", "<p class='error'>That plan is not offered.</p>", 400)
+            self.actions.switch(sub, price_id, conf)
+        elif act.startswith("update_card"):
+            self.actions.update_card(cus, str(params.get("card") or "4242424242424242"))
+        else:
+            return page("Customer portal", "<p>Unknown action.</p>", 400)
+        return None
