@@ -176,9 +176,12 @@ def _table(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str
         "KeySchema": props["KeySchema"],
         "BillingMode": props.get("BillingMode", "PROVISIONED"),
     }
-    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput", "StreamSpecification"):
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
         if key in props:
             args[key] = props[key]
+    if "StreamSpecification" in props:
+        # CloudFormation enables the stream by naming its view type; the DynamoDB API wants it said.
+        args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     if "DeletionProtectionEnabled" in props:
         args["DeletionProtectionEnabled"] = bool(props["DeletionProtectionEnabled"])
     table = dynamodb.create_table(**args)["TableDescription"]
@@ -187,7 +190,10 @@ def _table(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str
         dynamodb.update_time_to_live(
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
         )
-    return CreatedResource(lid, "AWS::DynamoDB::Table", name, {"Arn": table["TableArn"]})
+    attributes = {"Arn": table["TableArn"]}
+    if table.get("LatestStreamArn"):
+        attributes["StreamArn"] = table["LatestStreamArn"]
+    return CreatedResource(lid, "AWS::DynamoDB::Table", name, attributes)
 
 
 def _queue(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str, Any]) -> CreatedResource:

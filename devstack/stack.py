@@ -25,7 +25,8 @@ from devstack.functions import FunctionHost, functions_from_template
 from devstack.http_api import HttpApiEmulator, http_api_from_template
 from devstack.jwt_authorizer import CachingJwks
 from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
-from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template
+from devstack.stream_poller import StreamMapping, StreamPoller
+from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, resources_of_type
 
 log = logging.getLogger("devstack")
 
@@ -73,6 +74,7 @@ class LocalStack:
         self.functions: FunctionHost | None = None
         self.api: HttpApiEmulator | None = None
         self.pollers: list[SqsPoller] = []
+        self.stream_pollers: list[StreamPoller] = []
         self.api_key = ""
         self.webhook_secrets: list[str] = []
         self.dev_user: dict[str, str] = {}
@@ -156,6 +158,9 @@ class LocalStack:
         for poller in self.pollers:
             poller.stop()
         self.pollers = []
+        for stream_poller in self.stream_pollers:
+            stream_poller.stop()
+        self.stream_pollers = []
         if self.api is not None:
             self.api.stop()
         if self.functions is not None:
@@ -229,6 +234,44 @@ class LocalStack:
         )
 
     def _start_pollers(self) -> None:
+        self._start_queue_pollers()
+        self._start_stream_pollers()
+
+    def _start_stream_pollers(self) -> None:
+        """Each DynamoDB stream event source mapping of the template, played by a StreamPoller."""
+        assert self.functions is not None
+        functions = self.functions
+        sqs = self.client("sqs")
+        queue_urls = {
+            str(r.attributes.get("Arn")): str(r.ref) for r in self.resources.values() if r.type == "AWS::SQS::Queue"
+        }
+        for spec in resources_of_type(self.resolver.template, "AWS::Lambda::EventSourceMapping").values():
+            props = self.resolver.resolve(spec.get("Properties") or {})
+            if ":dynamodb:" not in str(props.get("EventSourceArn")):
+                continue
+            function_id = spec["Properties"]["FunctionName"]["Ref"]
+            mapping = StreamMapping.from_event_properties(props)
+            failure_queue = queue_urls.get(mapping.on_failure_arn or "")
+
+            def send_failure(message: dict[str, Any], queue_url: str | None = failure_queue) -> None:
+                if queue_url is not None:
+                    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+
+            def invoke(event: dict[str, Any], function_id: str = function_id) -> Any:
+                return functions.invoke(function_id, event)
+
+            poller = StreamPoller(
+                self.client("dynamodbstreams"),
+                str(props["EventSourceArn"]),
+                mapping,
+                invoke,
+                send_failure=send_failure,
+                region=self.resolver.region,
+            )
+            poller.start()
+            self.stream_pollers.append(poller)
+
+    def _start_queue_pollers(self) -> None:
         assert self.functions is not None
         sqs = self.client("sqs")
         for source in sqs_sources_from_template(self.resolver):

@@ -290,7 +290,7 @@ class StreamPoller:
             self._send_failure(message)
 
     # ------------------------------------------------------------------------------------------- background
-    def start(self, interval_seconds: float = 0.2) -> None:
+    def start(self, interval_seconds: float = 0.5) -> None:
         def loop() -> None:
             while not self._stop.wait(interval_seconds):
                 try:

@@ -89,7 +89,13 @@ def test_functions_get_globals_and_their_own_environment_resolved_to_local_resou
     resolver, created = build(moto_endpoint, load_template(), "envcheck")
     specs = functions_from_template(resolver)
     # Every function and its handler, code and layer directories come from the template
-    assert set(specs) == {"CheckoutFunction", "PortalFunction", "WebhookFunction", "UsageFunction"}
+    assert set(specs) == {
+        "CheckoutFunction",
+        "PortalFunction",
+        "WebhookFunction",
+        "UsageFunction",
+        "PublisherFunction",
+    }
     checkout = specs["CheckoutFunction"]
     assert checkout.code_dir == ROOT / "functions/checkout/"
     assert checkout.layer_dirs == (ROOT / "layers/common/",)
@@ -100,7 +106,8 @@ def test_functions_get_globals_and_their_own_environment_resolved_to_local_resou
     assert checkout.environment["STRIPE_SECRET_ARN"] == created["StripeSecret"].ref
     assert "{CHECKOUT_SESSION_ID}" in checkout.environment["CHECKOUT_SUCCESS_URL"]
     assert specs["UsageFunction"].environment["USAGE_QUEUE_URL"] == created["UsageQueue"].ref
-    assert specs["WebhookFunction"].environment["EVENT_BUS_NAME"] == created["BillingEventBus"].ref
+    assert specs["PublisherFunction"].environment["EVENT_BUS_NAME"] == created["BillingEventBus"].ref
+    assert "EVENT_BUS_NAME" not in specs["WebhookFunction"].environment  # the stream publishes, not the webhook
     # Local values are added on top; nothing leaks in from the developer's shell
     env = lambda_environment(checkout, {"AWS_ENDPOINT_URL": moto_endpoint})
     assert env["AWS_ENDPOINT_URL"] == moto_endpoint
