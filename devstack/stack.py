@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -79,6 +82,20 @@ class LocalStack:
         self.webhook_secrets: list[str] = []
         self.dev_user: dict[str, str] = {}
         self.startup_seconds = 0.0
+        # One clock for the stack: the emulator's offset from the wall clock, shared with every function worker.
+        self._clock_dir = Path(tempfile.mkdtemp(prefix="tollgate-clock-"))
+        self.clock_file = self._clock_dir / "offset"
+        self._share_clock_offset(0.0)
+
+    def _share_clock_offset(self, offset: float) -> None:
+        """Write the offset atomically: a worker reading mid-write sees the old or the new value, never half."""
+        staged = self.clock_file.with_suffix(".tmp")
+        staged.write_text(f"{offset:.6f}\n", encoding="ascii")
+        os.replace(staged, self.clock_file)
+
+    def now(self) -> float:
+        """The stack's time (the emulator's clock, which every function reads too)."""
+        return float(self.emulator.clock.now()) if self.emulator is not None else time.time()
 
     # ---- facts for tests and scripts ------------------------------------------------------------------
 
@@ -135,6 +152,7 @@ class LocalStack:
         self.emulator = StripeEmulator(
             api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
         )
+        self.emulator.clock.on_change(self._share_clock_offset)
         self.emulator.start(self.config.host, self.config.stripe_port)
 
         specs = functions_from_template(self.resolver)
@@ -168,6 +186,7 @@ class LocalStack:
         if self.emulator is not None:
             self.emulator.stop()
         self.moto.stop()
+        shutil.rmtree(self._clock_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -189,6 +208,8 @@ class LocalStack:
             "STRIPE_METER_EVENTS_BASE": self.stripe_url,
             # No X-Ray daemon locally; tracing stays configured (Tracing: Active) but sends nothing.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Every function reads the Stripe emulator's clock (tollgate.adapters.clock).
+            "CLOCK_OFFSET_FILE": str(self.clock_file),
         }
 
     def _jwks_url(self, issuer: str) -> str:

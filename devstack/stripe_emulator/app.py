@@ -70,7 +70,9 @@ class StripeEmulator:
         self._log = RequestLog()
         self.request_log = self._log.entries
         time = BusinessTime(self.clock)
-        sender = WebhookSender(self.store, webhook_retry_base_seconds, webhook_max_attempts, webhook_timeout_seconds)
+        sender = WebhookSender(
+            self.store, webhook_retry_base_seconds, webhook_max_attempts, webhook_timeout_seconds, clock=self.clock.now
+        )
         self.events = EventBus(self.store, time.now, api_version, sender)
         self.settings = Settings(
             dunning_retries=dunning_retries,

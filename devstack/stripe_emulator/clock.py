@@ -1,7 +1,8 @@
 """The emulator clock: wall time plus an offset that tests advance.
 
-Business time (subscription periods, meter windows, idempotency expiry) reads this clock; webhook signature
-timestamps use wall time so receivers' tolerance checks still pass after the clock is advanced.
+Everything the emulator stamps reads this clock: business time (subscription periods, meter windows, idempotency
+expiry), the ``Date`` header and webhook signature timestamps, as Stripe's own clock does. The local stack shares
+its offset with the product's functions (a clock file), so advancing it advances the whole stack.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ class Clock:
         self._offset = 0.0
         self._frozen = frozen
         self._listeners: list[Callable[[], None]] = []
+        self._watchers: list[Callable[[float], None]] = []
 
     def now(self) -> float:
         with self._lock:
             if self._frozen is not None:
                 return self._frozen + self._offset
             return time.time() + self._offset
+
+    @property
+    def offset(self) -> float:
+        """Seconds this clock runs ahead of the wall clock (what the local stack shares with its functions)."""
+        with self._lock:
+            return self._offset if self._frozen is None else self._frozen + self._offset - time.time()
 
     def now_int(self) -> int:
         return int(self.now())
@@ -38,6 +46,8 @@ class Clock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
+        # The rest of the stack first: the events the engine emits now are handled on the new time.
+        self._changed()
         for listener in list(self._listeners):
             listener()
         return self.now()
@@ -49,3 +59,13 @@ class Clock:
     def reset(self) -> None:
         with self._lock:
             self._offset = 0.0
+        self._changed()
+
+    def on_change(self, listener: Callable[[float], None]) -> None:
+        """Called with the new offset whenever it changes (advance or reset), before the billing engine runs."""
+        self._watchers.append(listener)
+
+    def _changed(self) -> None:
+        offset = self.offset
+        for watcher in list(self._watchers):
+            watcher(offset)

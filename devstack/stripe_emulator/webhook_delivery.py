@@ -1,6 +1,6 @@
 """Signed delivery of event payloads to endpoints: one worker per endpoint, retries with exponential backoff.
 
-Each payload is signed (`Stripe-Signature: t=<wall time>,v1=<hmac-sha256(secret, f"{t}.{body}")>`) and POSTed.
+Each payload is signed (`Stripe-Signature: t=<emulator clock>,v1=<hmac-sha256(secret, f"{t}.{body}")>`) and POSTed.
 A non-2xx (3xx included) is retried from a configurable base delay, up to `max_attempts`; the first 2xx lowers
 the event's `pending_webhooks` (v1) or pending count (v2), which backs `delivery_success` filtering.
 """
@@ -13,6 +13,7 @@ import hmac
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,8 +107,11 @@ class WebhookSender:
         retry_base_seconds: float = 60.0,
         max_attempts: int = 4,
         timeout_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        # Signatures carry Stripe's time (the emulator's clock): the receiver's tolerance check runs on the same one.
+        self.clock = clock
         self.retry_base_seconds = retry_base_seconds
         self.max_attempts = max_attempts
         self.timeout_seconds = timeout_seconds
@@ -140,7 +144,7 @@ class WebhookSender:
 
     def attempt(self, delivery: Delivery) -> None:
         """One signed POST; records status and lowers the event's pending count on the first 2xx."""
-        header = sign(delivery.payload, delivery.secret)
+        header = sign(delivery.payload, delivery.secret, int(self.clock()))
         started = time.time()
         status: int | None
         error: str | None = None

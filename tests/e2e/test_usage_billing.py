@@ -57,7 +57,7 @@ def test_usage_of_a_subscribed_user_reaches_the_customers_meter_totals(local_sta
     meter = next(
         m for m in stripe_call(local_stack, "GET", "/v1/billing/meters")["data"] if m["event_name"] == "api_tokens"
     )  # type: ignore[index,union-attr]
-    start = int(time.time()) - 3600
+    start = int(local_stack.now()) - 3600
     # When the application reports 12 usage records for the user with the producer helper (one of them twice)
     values = [((i * 7) % 23) + 1 for i in range(12)]
     records = [
@@ -67,7 +67,7 @@ def test_usage_of_a_subscribed_user_reaches_the_customers_meter_totals(local_sta
             "event_name": "api_tokens",
             "user_id": user_id,
             "value": value,
-            "occurred_at": int(time.time()) - 60,
+            "occurred_at": int(local_stack.now()) - 60,
         }
         for i, value in enumerate(values)
     ]
@@ -80,7 +80,7 @@ def test_usage_of_a_subscribed_user_reaches_the_customers_meter_totals(local_sta
             local_stack,
             "GET",
             f"/v1/billing/meters/{meter['id']}/event_summaries",
-            params={"customer": customer, "start_time": start, "end_time": int(time.time()) + 3600},
+            params={"customer": customer, "start_time": start, "end_time": int(local_stack.now()) + 3600},
         )["data"]
         return sum(s["aggregated_value"] for s in summaries)  # type: ignore[union-attr,index,misc]
 

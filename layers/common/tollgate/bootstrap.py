@@ -10,6 +10,7 @@ Tests replace pieces by constructing a ``Container`` with their own settings, or
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
@@ -102,6 +103,15 @@ class Container:
         return tuple(s.get_secret_value() for s in self.stripe_secrets().webhook_secrets)
 
     @lazy
+    def clock(self) -> Callable[[], float]:
+        """Epoch seconds: the system clock, or in the local stack the Stripe emulator's (tollgate.adapters.clock)."""
+        if self.settings.clock_offset_file:
+            from tollgate.adapters.clock import OffsetFileClock
+
+            return OffsetFileClock(self.settings.clock_offset_file)
+        return time.time
+
+    @lazy
     def access_policy(self) -> AccessPolicy:
         from tollgate.domain.access import AccessPolicy
 
@@ -143,19 +153,23 @@ class Container:
     def customer_directory(self) -> DynamoCustomerDirectory:
         from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
 
-        return DynamoCustomerDirectory(self.dynamodb, self.settings.table_name)
+        return DynamoCustomerDirectory(self.dynamodb, self.settings.table_name, clock=self.clock)
 
     @lazy
     def subscription_repository(self) -> DynamoSubscriptionRepository:
         from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
 
-        return DynamoSubscriptionRepository(self.dynamodb, self.settings.table_name, access_policy=self.access_policy)
+        return DynamoSubscriptionRepository(
+            self.dynamodb, self.settings.table_name, clock=self.clock, access_policy=self.access_policy
+        )
 
     @lazy
     def session_rate_limiter(self) -> RateLimiter:
         from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
 
-        return DynamoRateLimiter(self.dynamodb, self.settings.table_name, self.settings.session_rate_limit_per_minute)
+        return DynamoRateLimiter(
+            self.dynamodb, self.settings.table_name, self.settings.session_rate_limit_per_minute, clock=self.clock
+        )
 
     @lazy
     def request_windows(self) -> RequestWindows:
@@ -205,6 +219,7 @@ class Container:
             rate_limiter=self.session_rate_limiter,
             sessions=StripeSessionGateway(self.stripe),
             windows=self.request_windows,
+            clock=self.clock,
         )
 
     @lazy
@@ -219,6 +234,7 @@ class Container:
             rate_limiter=self.session_rate_limiter,
             sessions=StripeSessionGateway(self.stripe),
             windows=self.request_windows,
+            clock=self.clock,
         )
 
     @lazy
@@ -237,13 +253,16 @@ class Container:
             gateway=StripePlanChangeGateway(self.stripe),
             store=DynamoPendingChangeStore(self.dynamodb, self.settings.table_name),
             signer=TokenSigner.from_stripe_key(self.stripe_api_key),
+            clock=self.clock,
         )
 
     @lazy
     def billing_status(self) -> BillingStatusService:
         from tollgate.services.billing_status import BillingStatusService
 
-        return BillingStatusService(self.subscription_repository, self.customer_directory, self.access_policy)
+        return BillingStatusService(
+            self.subscription_repository, self.customer_directory, self.access_policy, clock=self.clock
+        )
 
     @lazy
     def subscription_writer(self) -> SubscriptionWriter:
@@ -253,7 +272,7 @@ class Container:
         return SubscriptionWriter(
             repository=self.subscription_repository,
             directory=self.customer_directory,
-            meter_errors=DynamoMeterErrorLog(self.dynamodb, self.settings.table_name),
+            meter_errors=DynamoMeterErrorLog(self.dynamodb, self.settings.table_name, clock=self.clock),
         )
 
     @lazy
@@ -272,12 +291,13 @@ class Container:
         settings = self.settings
         return WebhookService(
             signing_secrets=self.webhook_signing_secrets,
-            ledger=DynamoEventLedger(self.dynamodb, settings.table_name),
+            ledger=DynamoEventLedger(self.dynamodb, settings.table_name, clock=self.clock),
             writer=self.subscription_writer,
             context=self.handler_context,
             expected_livemode=lambda: self.stripe_secrets().key_is_live(),
             tolerance_seconds=settings.webhook_tolerance_seconds,
             max_body_bytes=settings.webhook_max_body_bytes,
+            clock=self.clock,
         )
 
     @lazy
@@ -296,19 +316,22 @@ class Container:
         if not settings.usage_dlq_url:
             raise errors.ConfigurationError("invalid configuration: USAGE_DLQ_URL is required by the usage reporter")
         transport: MeterTransport = (
-            StreamTransport(self.stripe) if settings.usage_transport == "stream" else V1Transport(self.stripe)
+            StreamTransport(self.stripe, clock=self.clock)
+            if settings.usage_transport == "stream"
+            else V1Transport(self.stripe)
         )
         # The usage function's only DynamoDB client (ledger and customer lookups), with a connection pool as large
         # as the ledger's thread pool, so no second client at cold start.
         dynamodb = aws.dynamodb_client(max_pool_connections=settings.usage_ledger_concurrency)
         return UsageReporter(
-            ledger=DynamoUsageLedger(dynamodb, settings.table_name),
+            ledger=DynamoUsageLedger(dynamodb, settings.table_name, clock=self.clock),
             transport=transport,
-            directory=DynamoCustomerDirectory(dynamodb, settings.table_name),
+            directory=DynamoCustomerDirectory(dynamodb, settings.table_name, clock=self.clock),
             parking=DeadLetterParking(self.sqs, settings.usage_dlq_url),
             metrics=metrics,
             known_meters=settings.usage_meter_event_names,
             ledger_concurrency=settings.usage_ledger_concurrency,
+            clock=self.clock,
         )
 
     @lazy

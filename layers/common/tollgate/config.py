@@ -93,6 +93,8 @@ class Settings(BaseModel):
     # Base address overrides point the same code at the local emulator; empty means api.stripe.com.
     stripe_api_base: str | None = None
     stripe_meter_events_base: str | None = None
+    # Local stack only: a file holding the Stripe emulator clock's offset from the wall clock (one clock for the stack).
+    clock_offset_file: str | None = None
     # Seconds a cached secret value is reused before Secrets Manager is asked again.
     secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     webhook_tolerance_seconds: Annotated[int, Field(ge=60, le=600)] = 300
@@ -113,6 +115,7 @@ class Settings(BaseModel):
         "portal_configuration_id",
         "stripe_api_base",
         "stripe_meter_events_base",
+        "clock_offset_file",
         mode="before",
     )
     @classmethod
@@ -168,6 +171,7 @@ class Settings(BaseModel):
             "stripe_max_network_retries": environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"),
             "stripe_api_base": environ.get("STRIPE_API_BASE"),
             "stripe_meter_events_base": environ.get("STRIPE_METER_EVENTS_BASE"),
+            "clock_offset_file": environ.get("CLOCK_OFFSET_FILE"),
             "secret_cache_seconds": environ.get("SECRET_CACHE_SECONDS", "300"),
             "webhook_tolerance_seconds": environ.get("WEBHOOK_TOLERANCE_SECONDS", "300"),
             "webhook_max_body_bytes": environ.get("WEBHOOK_MAX_BODY_BYTES", "262144"),
