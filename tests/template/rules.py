@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tests.support.template import resources_of_type
@@ -483,6 +483,72 @@ def check_alarms(template: Template) -> list[str]:
     return findings
 
 
+def _statements_of(fn: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [
+        st
+        for policy in as_list(fn.get("Properties", {}).get("Policies"))
+        if isinstance(policy, dict)
+        for st in as_list(policy.get("Statement"))
+        if isinstance(st, dict)
+    ]
+
+
+def _actions(statement: Mapping[str, Any]) -> list[str]:
+    return [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
+
+
+def check_domain_events_from_the_stream(template: Template) -> list[str]:  # noqa: C901 - a flat checklist
+    """Domain events come from the table's stream: the table streams new and old images; one explicit event source
+    mapping (no SAM stream event, whose managed policy grants every stream) feeds the publisher with partial batch
+    responses, bisect, bounded retries, a maximum record age and an on-failure queue that has a depth alarm; only
+    the publisher may put events on the bus, and only on this stack's bus; the webhook has no EventBridge permission."""
+    findings: list[str] = []
+    table = resources(template, "AWS::DynamoDB::Table").get("BillingTable", {}).get("Properties", {})
+    if (table.get("StreamSpecification") or {}).get("StreamViewType") != "NEW_AND_OLD_IMAGES":
+        findings.append("BillingTable: no NEW_AND_OLD_IMAGES stream")
+    mappings = [
+        r.get("Properties", {})
+        for r in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if "StreamArn" in json.dumps(r.get("Properties", {}).get("EventSourceArn"))
+    ]
+    if len(mappings) != 1:
+        findings.append(f"{len(mappings)} stream event source mappings (expected 1, to the publisher)")
+    for props in mappings:
+        if referenced_name(props.get("FunctionName")) != "PublisherFunction":
+            findings.append("the stream mapping does not feed PublisherFunction")
+        if "ReportBatchItemFailures" not in as_list(props.get("FunctionResponseTypes")):
+            findings.append("stream mapping without partial batch responses")
+        if props.get("BisectBatchOnFunctionError") is not True:
+            findings.append("stream mapping does not bisect on error")
+        retries = props.get("MaximumRetryAttempts")
+        if not isinstance(retries, int) or not 0 <= retries <= 100:
+            findings.append(f"stream mapping retries unbounded or unusual: {retries!r}")
+        if not isinstance(props.get("MaximumRecordAgeInSeconds"), int):
+            findings.append("stream mapping without MaximumRecordAgeInSeconds")
+        destination = referenced_name(
+            ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        )
+        if destination not in resources(template, "AWS::SQS::Queue"):
+            findings.append("stream mapping without an SQS on-failure destination")
+        elif ("ApproximateNumberOfMessagesVisible", destination) not in _alarm_targets(template):
+            findings.append(f"{destination}: no depth alarm")
+    for fn_name, fn in functions(template).items():
+        for event in (fn.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") in ("DynamoDB", "Kinesis"):
+                findings.append(f"{fn_name}: a SAM stream event (attaches a managed policy with Resource '*')")
+        puts = [st for st in _statements_of(fn) if "events:PutEvents" in _actions(st)]
+        if puts and fn_name != "PublisherFunction":
+            findings.append(f"{fn_name}: may put events on the bus (only the publisher does)")
+        for st in puts:
+            if referenced_name(st.get("Resource")) != "BillingEventBus":
+                findings.append(f"{fn_name}: events:PutEvents not scoped to BillingEventBus")
+        if fn_name == "WebhookFunction" and any(
+            a.startswith("events:") for st in _statements_of(fn) for a in _actions(st)
+        ):
+            findings.append("WebhookFunction: has an EventBridge permission")
+    return findings
+
+
 REQUIRED_OUTPUTS = frozenset(
     {"ApiUrl", "WebhookUrl", "UsageQueueUrl", "UsageQueueArn", "TableName", "StripeSecretArn", "EventBusName"}
 )
@@ -517,4 +583,5 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_sqs_event_sources,
     check_alarms,
     check_outputs,
+    check_domain_events_from_the_stream,
 )

@@ -397,3 +397,49 @@ def test_alarm_without_actions_is_caught(template: Template) -> None:
 def test_missing_output_is_caught(template: Template, removed: str) -> None:
     template["Outputs"].pop(removed)
     assert any(removed in f for f in rules.check_outputs(template))
+
+
+def _webhook_may_put_events(t: Template) -> None:
+    props(t, "WebhookFunction")["Policies"][0]["Statement"].append(
+        {"Effect": "Allow", "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["BillingEventBus", "Arn"]}}
+    )
+
+
+def _sam_stream_event(t: Template) -> None:
+    props(t, "PublisherFunction")["Events"] = {
+        "Changes": {"Type": "DynamoDB", "Properties": {"Stream": {"Fn::GetAtt": ["BillingTable", "StreamArn"]}}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: props(t, "BillingTable").pop("StreamSpecification"), "BillingTable: no NEW_AND_OLD_IMAGES stream"),
+        (
+            lambda t: props(t, "PublisherStreamMapping").pop("FunctionResponseTypes"),
+            "stream mapping without partial batch responses",
+        ),
+        (
+            lambda t: props(t, "PublisherStreamMapping").update(BisectBatchOnFunctionError=False),
+            "stream mapping does not bisect on error",
+        ),
+        (
+            lambda t: props(t, "PublisherStreamMapping").update(MaximumRetryAttempts=-1),
+            "stream mapping retries unbounded or unusual: -1",
+        ),
+        (
+            lambda t: props(t, "PublisherStreamMapping").pop("DestinationConfig"),
+            "stream mapping without an SQS on-failure destination",
+        ),
+        (
+            lambda t: t["Resources"].pop("DomainEventsDeadLetterAlarm"),
+            "DomainEventsDeadLetterQueue: no depth alarm",
+        ),
+        (_webhook_may_put_events, "WebhookFunction: has an EventBridge permission"),
+        (_sam_stream_event, "PublisherFunction: a SAM stream event (attaches a managed policy with Resource '*')"),
+    ],
+)
+def test_domain_event_publishing_drift_is_caught(template: Template, mutate: Mutation, expected: str) -> None:
+    # Given the stack with one part of publishing from the table's stream broken / Then the rule names it
+    mutate(template)
+    assert expected in rules.check_domain_events_from_the_stream(template)

@@ -68,7 +68,7 @@ class StripeStandIn:
             raise errors.UpstreamNotFound()
         return copy.deepcopy(self.objects[object_id])
 
-    subscription = invoice = checkout_session = pricing_plan_subscription = _get
+    subscription = checkout_session = pricing_plan_subscription = _get
 
     def active_entitlement_keys(self, customer_id: str) -> tuple[str, ...]:
         return tuple(self._get(f"entitlements:{customer_id}")["keys"])

@@ -115,7 +115,8 @@ def invoice_failed(_h: Harness, i: int) -> dict[str, Any]:
 
 
 def _invoice_item(event: dict[str, Any]) -> dict[str, Any] | None:
-    key = {"pk": {"S": "CUSTOMER#cus_TestProjection01"}, "sk": {"S": f"INVOICE#{event['data']['object']['id']}"}}
+    sk = f"INVOICE#{event['data']['object']['id']}#{event['id']}"
+    key = {"pk": {"S": "CUSTOMER#cus_TestProjection01"}, "sk": {"S": sk}}
     return boto3.client("dynamodb").get_item(TableName="tollgate-test", Key=key).get("Item")
 
 
@@ -129,17 +130,18 @@ def invoice_committed(h: Harness, event: dict[str, Any]) -> bool:
     return item is not None and event["id"] in item["watermark"]["S"] and announced(h, event)
 
 
-def invoice_failed_after_a_newer_one(h: Harness, i: int) -> dict[str, Any]:
-    """An event about an invoice whose newer event was applied first: its write is stale, so its payment.failed is
-    recorded on the event's ledger item instead."""
-    event = invoice_failed(h, i)
-    newer = invoice_failed(h, i)
-    newer["id"], newer["created"] = f"evt_fault_inn{i:05d}", event["created"] + 10
+def trial_ending_after_a_newer_update(h: Harness, i: int) -> dict[str, Any]:
+    """A trial notice about a subscription whose newer update was applied first: its state write is stale, so its
+    trial.ending is recorded on the event's ledger item instead."""
+    event = subscription_updated(h, i)
+    event["type"] = "customer.subscription.trial_will_end"
+    newer = subscription_updated(h, i)
+    newer["id"], newer["created"] = f"evt_fault_subn{i:05d}", event["created"] + 10
     h.deliver(newer)
     return event
 
 
-def stale_invoice_committed(h: Harness, event: dict[str, Any]) -> bool:
+def stale_notice_committed(h: Harness, event: dict[str, Any]) -> bool:
     ledger = boto3.client("dynamodb").get_item(
         TableName="tollgate-test", Key={"pk": {"S": f"EVENT#{event['id']}"}, "sk": {"S": "EVENT"}}
     )
@@ -174,9 +176,9 @@ CASES = [
         answers_by_condition=frozenset({("update_item", 1)}),
     ),
     Case(
-        "invoice.payment_failed stale (announcement on the ledger)",
-        invoice_failed_after_a_newer_one,
-        stale_invoice_committed,
+        "trial_will_end stale (announcement on the ledger)",
+        trial_ending_after_a_newer_update,
+        stale_notice_committed,
     ),
 ]
 
@@ -239,7 +241,7 @@ def run_fault_matrix(h: Harness, faulty: FaultyDynamoDB) -> FaultReport:
                     except Exception:
                         h.clock.now += 30
                 applied = h.repository.applied.count(event["id"])
-                expected = 0 if case.name.startswith(("customer.deleted", "invoice.payment_failed stale")) else 1
+                expected = 0 if case.name.startswith(("customer.deleted", "trial_will_end stale")) else 1
                 if not case.committed(h, event) or applied != expected:
                     report.not_applied_once.append(f"{label}: applied {applied}")
     return report

@@ -84,9 +84,10 @@ INVOICE_RETENTION_SECONDS = 400 * 86_400
 
 
 def invoice_fields(invoice: Mapping[str, Any], subscription_id: str) -> dict[str, FieldValue]:
-    """One subscription invoice's item: which subscription, its status and when it was created."""
+    """One invoice event's item: which invoice of which subscription, its status and when the invoice was created."""
     created = _int(invoice.get("created"))
     return {
+        "invoice_id": _str(invoice.get("id")),
         "subscription_id": subscription_id,
         "status": _str(invoice.get("status")),
         "created": created,

@@ -99,9 +99,11 @@ def subscription_sk(subscription_id: str) -> str:
     return f"{SUBSCRIPTION_RECORD_PREFIX}{subscription_id}"
 
 
-def invoice_sk(invoice_id: str) -> str:
-    """The record (sort key under the customer) that holds one subscription invoice's latest state."""
-    return f"{INVOICE_RECORD_PREFIX}{invoice_id}"
+def invoice_sk(invoice_id: str, event_id: str) -> str:
+    """The record (sort key under the customer) of one Stripe event about one subscription invoice: each such
+    event is its own item, so none is ever stale and its announcement always rides in its one write; the latest
+    invoice shown is the newest of them."""
+    return f"{INVOICE_RECORD_PREFIX}{invoice_id}#{event_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ _INVOICE_ANNOUNCEMENTS = {
 }
 
 
-def invoice_event(event: SnapshotEvent, ctx: HandlerContext) -> Effects:
+def invoice_event(event: SnapshotEvent, _ctx: HandlerContext) -> Effects:
     invoice = _obj(event)
     customer_id = _customer_of(invoice)
     sub_id = projection.invoice_subscription_id(invoice)
@@ -128,28 +128,17 @@ def invoice_event(event: SnapshotEvent, ctx: HandlerContext) -> Effects:
     )
     if sub_id is None or not isinstance(invoice.get("id"), str):
         return effects  # a one-off invoice: nothing to project
-    invoice_id = str(invoice["id"])
-    # The invoice's own item: events about other invoices (last month's, paid late) never make this one stale.
+    # The event's own item (see domain.subscriptions.invoice_sk): an event about last month's invoice, or an older
+    # attempt at this one, is never stale, and its payment notice is committed with it.
     effects.writes.append(
         StateWrite(
             customer_id,
-            invoice_sk(invoice_id),
+            invoice_sk(str(invoice["id"]), event.id),
             "invoice",
             projection.invoice_fields(invoice, sub_id),
             Watermark(event.created, 1, event.id),
         )
     )
-
-    def refetch() -> list[StateWrite]:
-        try:
-            fields = projection.invoice_fields(ctx.reader.invoice(invoice_id), sub_id)
-        except errors.UpstreamNotFound:
-            fields = {**projection.invoice_fields(invoice, sub_id), "status": "deleted"}
-        return [
-            StateWrite(customer_id, invoice_sk(invoice_id), "invoice", fields, Watermark(event.created, 2, event.id))
-        ]
-
-    effects.refetch = refetch
     return effects
 
 

@@ -1,14 +1,14 @@
 """The subscription projection in DynamoDB, written only through watermark-conditional updates.
 
 Items (see docs/data-model.md), all under the customer's partition so one query reads them together:
-``CUSTOMER#{customer_id}`` / ``SUBSCRIPTION#{id}`` holds one subscription, ``INVOICE#{id}`` one subscription
-invoice's latest state, ``ENTITLEMENTS`` the customer's active feature lookup keys, and the ``USER`` row (owned by
-the customer directory) names the user.
+``CUSTOMER#{customer_id}`` / ``SUBSCRIPTION#{id}`` holds one subscription, ``INVOICE#{invoice_id}#{event_id}`` one
+Stripe event about a subscription invoice, ``ENTITLEMENTS`` the customer's active feature lookup keys, and the
+``USER`` row (owned by the customer directory) names the user.
 
-Each item has its own ``watermark``: an invoice event competes only with events about the same invoice, so a late
-event about last month's invoice applies to that invoice (and its payment is announced by that write) without
-touching this month's. A write applies only when it is newer than what is stored; the old item comes back with
-the answer. Each applied write is one change on the table's stream, carrying the domain events it announces
+Each item has its own ``watermark``; a write applies only when it is newer than what is stored, and the old item
+comes back with the answer. Invoice events never compete: each is its own item (a late event about last month's
+invoice, or an older payment attempt, is announced by its own write), and the latest invoice shown is the newest
+of them. Each applied write is one change on the table's stream, carrying the domain events it announces
 (tollgate.domain.changes): the webhook's one write per event is also its publication.
 """
 
@@ -136,7 +136,7 @@ class DynamoSubscriptionRepository:
 
 
 def latest_invoices(items: Any) -> dict[str, dict[str, Any]]:
-    """Per subscription, its newest invoice item (by the invoice's ``created``, then the watermark)."""
+    """Per subscription, its newest invoice event item (by the invoice's ``created``, then the event's watermark)."""
     newest: dict[str, dict[str, Any]] = {}
     for item in items:
         subscription_id = item.get("subscription_id")
@@ -164,7 +164,7 @@ def with_latest_invoice(item: dict[str, Any], invoice: Mapping[str, Any] | None)
         return item
     return {
         **item,
-        "latest_invoice_id": str(invoice["sk"]).removeprefix(INVOICE_RECORD_PREFIX),
+        "latest_invoice_id": invoice.get("invoice_id"),
         "latest_invoice_status": invoice.get("status"),
     }
 

@@ -22,10 +22,6 @@ class SdkStripeReader:
             obj = self._client().v1.subscriptions.retrieve(subscription_id, {"expand": ["latest_invoice"]})
         return obj.to_dict()
 
-    def invoice(self, invoice_id: str) -> dict[str, Any]:
-        with stripe_errors("invoices.retrieve"):
-            return self._client().v1.invoices.retrieve(invoice_id).to_dict()
-
     def checkout_session(self, session_id: str) -> dict[str, Any]:
         with stripe_errors("checkout.sessions.retrieve"):
             obj = self._client().v1.checkout.sessions.retrieve(
