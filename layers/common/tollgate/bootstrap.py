@@ -279,8 +279,17 @@ class Container:
     def success_page(self) -> SuccessPageCheck:
         from tollgate.services.success_page import SuccessPageCheck
 
+        from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
+
+        limiter = DynamoRateLimiter(
+            self.dynamodb,
+            self.settings.table_name,
+            self.settings.status_check_rate_limit_per_minute,
+            clock=self.clock,
+            scope="status",
+        )
         return SuccessPageCheck(
-            self.handler_context, self.customer_directory, self.subscription_writer, self.billing_status
+            self.handler_context, self.customer_directory, self.subscription_writer, self.billing_status, limiter
         )
 
     @lazy

@@ -103,6 +103,8 @@ class Settings(BaseModel):
     checkout_allow_promotion_codes: bool = False
     checkout_automatic_tax: bool = False
     session_rate_limit_per_minute: Annotated[int, Field(ge=1, le=1000)] = 10
+    # The success page's status check polls (about once a second while the webhook is on its way).
+    status_check_rate_limit_per_minute: Annotated[int, Field(ge=1, le=1000)] = 60
 
     @field_validator(
         "plan_catalog",
@@ -178,6 +180,7 @@ class Settings(BaseModel):
             "checkout_allow_promotion_codes": environ.get("CHECKOUT_ALLOW_PROMOTION_CODES", "false"),
             "checkout_automatic_tax": environ.get("CHECKOUT_AUTOMATIC_TAX", "false"),
             "session_rate_limit_per_minute": environ.get("SESSION_RATE_LIMIT_PER_MINUTE", "10"),
+            "status_check_rate_limit_per_minute": environ.get("STATUS_CHECK_RATE_LIMIT_PER_MINUTE", "60"),
         }
         present = {k: v for k, v in values.items() if v is not None}
         try:

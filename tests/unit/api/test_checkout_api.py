@@ -103,7 +103,7 @@ def test_a_user_whose_subscription_ended_may_subscribe_again(checkout_api: Invok
         ({"plan": "starter", "success_url": "https://evil.example"}, 422),
         ({"plan": "starter", "customer": "cus_bob"}, 422),
         ({}, 422),
-        ("not json", 422),
+        ("not json", 400),  # not JSON at all: refused before validation (tollgate.domain.json_documents)
     ],
 )
 def test_invalid_bodies_are_refused_before_stripe(checkout_api: Invoke, world: World, body: Any, status: int) -> None:

@@ -37,8 +37,11 @@ def parse_signature_header(header: str | None) -> tuple[int, list[str]]:
         elif key == "v1":
             signatures.append(value)
         # v0 and unknown schemes never count
-    # isascii(): str.isdigit() also accepts digits int() refuses (e.g. superscripts), which would raise a 5xx.
-    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()) or len(timestamps[0]) > 12:
+    # As Stripe writes it: ASCII decimal digits, no sign, no leading zero (str.isdigit() alone also accepts digits
+    # int() refuses, e.g. superscripts, which would raise a 5xx). Stripe's own libraries sign over the string as
+    # sent, so "t=01790000000" must not verify against a signature made for "1790000000".
+    stamp = timestamps[0] if len(timestamps) == 1 else ""
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12 or stamp != str(int(stamp)):
         raise SignatureRejected("malformed_timestamp")
     valid = [s for s in signatures if len(s) == 64 and set(s) <= _HEX]
     if not valid:

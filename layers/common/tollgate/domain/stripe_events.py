@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tollgate.domain.json_documents import UnacceptableJson, parse_json_document
 from tollgate.errors import InvalidRequest
 
 
@@ -66,9 +66,10 @@ StripeEvent = SnapshotEvent | ThinEvent
 def parse_event(raw_body: bytes) -> StripeEvent:
     """Detect the payload kind and validate it; anything else is the sender's fault (400), never a 500."""
     try:
-        document = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidRequest("body is not JSON") from None
+        # Strict even under a valid signature: a hostile body is the sender's fault, 400, never 500.
+        document = parse_json_document(raw_body)
+    except UnacceptableJson as exc:
+        raise InvalidRequest(exc.reason) from None
     if not isinstance(document, dict):
         raise InvalidRequest("body is not an event")
     try:

@@ -3,13 +3,18 @@ errors to status codes, and JSON answers."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from tollgate import errors
+from tollgate.domain.json_documents import UnacceptableJson, parse_json_document
 from tollgate.observability import logger
 
 JSON = "application/json"
@@ -60,9 +65,54 @@ def json_response(body: object, status: int = 200, cache_seconds: int = 0) -> Re
     return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers={"Cache-Control": cache})
 
 
+#: The customer-facing routes take a plan key, a quantity, a flow or a token: a larger body is refused unread.
+MAX_REQUEST_BODY_BYTES = 16 * 1024
+
+
+class GuardedHttpResolver(APIGatewayHttpResolver):
+    """Refuses a body that is not JSON the product accepts (tollgate.domain.json_documents) or is too large,
+    before Powertools' request validation parses it: that parse raises RecursionError on deep nesting and
+    ValueError on huge integers, which would surface as 500s."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        refused = refuse_unacceptable_body(event)
+        if refused is not None:
+            return refused
+        return super().resolve(event, context)
+
+
+def refuse_unacceptable_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The API Gateway answer for a hostile body (413 or 400, the shared error shape), or None to go on."""
+    body = event.get("body")
+    if not body or not isinstance(body, str):
+        return None
+    try:
+        raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode("utf-8")
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return _proxy_answer(errors.InvalidRequest("body is not valid base64"))
+    if len(raw) > MAX_REQUEST_BODY_BYTES:
+        return _proxy_answer(errors.PayloadTooLarge())
+    try:
+        parse_json_document(raw)
+    except UnacceptableJson as exc:
+        return _proxy_answer(errors.InvalidRequest(exc.reason))
+    return None
+
+
+def _proxy_answer(error: errors.TollgateError) -> dict[str, Any]:
+    response = error_response(error)
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": JSON, **(response.headers or {})},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
+
+
 def build_resolver() -> APIGatewayHttpResolver:
-    """An HTTP API (payload 2.0) resolver with request validation and the project's error mapping."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    """An HTTP API (payload 2.0) resolver with request validation, hostile bodies refused before it, and the
+    project's error mapping."""
+    app = GuardedHttpResolver(enable_validation=True)
 
     @app.exception_handler(errors.TollgateError)  # type: ignore[untyped-decorator]
     def _domain_error(error: errors.TollgateError) -> Response[str]:

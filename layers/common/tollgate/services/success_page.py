@@ -8,6 +8,7 @@ page and ``checkout.session.completed`` comes first grants access; the other fin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from tollgate import errors
 from tollgate.domain import projection
 from tollgate.domain.subscriptions import Watermark
 from tollgate.observability import logger
-from tollgate.ports.storage import CustomerDirectory
+from tollgate.ports.storage import CustomerDirectory, RateLimiter
 from tollgate.services.billing_status import BillingStatusService
 from tollgate.services.subscription_writes import SubscriptionWriter
 from tollgate.services.webhook_handlers import HandlerContext, checkout_session_effects
@@ -38,14 +39,25 @@ def page_watermark(session: Mapping[str, Any]) -> Watermark:
     return Watermark(created, Watermark.FETCHED, f"page_{session.get('id')}")
 
 
+#: Stripe's Checkout Session ids: anything else can never exist, so it never costs a Stripe call.
+CHECKOUT_SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9]{1,200}$")
+
+
 @dataclass
 class SuccessPageCheck:
     context: HandlerContext
     directory: CustomerDirectory
     writer: SubscriptionWriter
     status: BillingStatusService
+    #: Each check may fetch the session from Stripe: limited per user, so polling (or guessing ids) cannot spend the
+    #: account's Stripe rate. None: no limit (tests of the race itself).
+    rate_limiter: RateLimiter | None = None
 
     def check(self, user_id: str, session_id: str) -> dict[str, Any]:
+        if not CHECKOUT_SESSION_ID.fullmatch(session_id):
+            raise errors.InvalidRequest("invalid checkout session id")
+        if self.rate_limiter is not None:
+            self.rate_limiter.admit(user_id)
         try:
             session = self.context.reader.checkout_session(session_id)
         except errors.UpstreamNotFound:

@@ -37,11 +37,14 @@ class DynamoRateLimiter:
         limit_per_window: int,
         *,
         clock: Callable[[], float] = time.time,
+        scope: str | None = None,
     ) -> None:
         self._client = client
         self._table = table_name
         self._limit = limit_per_window
         self._clock = clock
+        # Each limit counts in its own item: RATE#{user} for session creation, RATE#{scope}#{user} for the others.
+        self._prefix = f"RATE#{scope}#" if scope else "RATE#"
 
     def admit(self, user_id: str) -> None:
         now = self._clock()
@@ -50,7 +53,7 @@ class DynamoRateLimiter:
             with aws_errors("rate_limit.admit"):
                 answer = self._client.update_item(
                     TableName=self._table,
-                    Key={"pk": {"S": f"RATE#{user_id}"}, "sk": {"S": "RATE"}},
+                    Key={"pk": {"S": f"{self._prefix}{user_id}"}, "sk": {"S": "RATE"}},
                     UpdateExpression="ADD #current :one SET expires_at = :expires REMOVE #expired",
                     ConditionExpression="attribute_not_exists(#current) OR #current < :limit",
                     ExpressionAttributeNames={
