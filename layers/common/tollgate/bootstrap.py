@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tollgate.services.catalog import CatalogCache
     from tollgate.services.checkout import CheckoutService
     from tollgate.services.domain_event_relay import DomainEventRelay
+    from tollgate.services.event_replay import EventReplay
     from tollgate.services.plan_changes import PlanChangeService
     from tollgate.services.portal import PortalService
     from tollgate.services.reconcile import Reconciler
@@ -277,9 +278,8 @@ class Container:
 
     @lazy
     def success_page(self) -> SuccessPageCheck:
-        from tollgate.services.success_page import SuccessPageCheck
-
         from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
+        from tollgate.services.success_page import SuccessPageCheck
 
         limiter = DynamoRateLimiter(
             self.dynamodb,
@@ -355,6 +355,13 @@ class Container:
             sequence_of=stream_records.sequence_number,
             metrics=metrics,
         )
+
+    @lazy
+    def event_replay(self) -> EventReplay:
+        from tollgate.adapters.stripe_api.undelivered_events import SdkUndeliveredEvents
+        from tollgate.services.event_replay import EventReplay
+
+        return EventReplay(SdkUndeliveredEvents(self.stripe), self.webhook, self.clock)
 
     @lazy
     def reconciler(self) -> Reconciler:

@@ -70,6 +70,11 @@ def parse_event(raw_body: bytes) -> StripeEvent:
         document = parse_json_document(raw_body)
     except UnacceptableJson as exc:
         raise InvalidRequest(exc.reason) from None
+    return event_from_document(document)
+
+
+def event_from_document(document: Any) -> StripeEvent:
+    """A decoded JSON document as a snapshot or thin event; InvalidRequest for anything else."""
     if not isinstance(document, dict):
         raise InvalidRequest("body is not an event")
     try:

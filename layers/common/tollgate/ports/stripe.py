@@ -81,6 +81,12 @@ class SubscriptionSource(Protocol):
     def pages(self, customer_id: str | None) -> Iterator[FetchedPage]: ...
 
 
+class UndeliveredEvents(Protocol):
+    """Stripe's events whose delivery to this endpoint did not succeed, created at or after a time (30 days max)."""
+
+    def since(self, created_after: int) -> Iterator[dict[str, Any]]: ...
+
+
 class SendStatus(StrEnum):
     """What Stripe did with one meter event."""
 

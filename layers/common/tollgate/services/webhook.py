@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tollgate import errors
 from tollgate.domain.effects import Effects
 from tollgate.domain.signatures import SignatureRejected, verify_signature
-from tollgate.domain.stripe_events import SnapshotEvent, StripeEvent, parse_event
+from tollgate.domain.stripe_events import SnapshotEvent, StripeEvent, event_from_document, parse_event
 from tollgate.domain.subscriptions import WriteOutcome
 from tollgate.observability import MetricUnit, logger, metrics
 from tollgate.ports.storage import EventClaimStatus, EventLedger
@@ -81,7 +81,25 @@ class WebhookService:
             metrics.add_metric(name="WebhookSignatureFailed", unit=MetricUnit.Count, value=1)
             logger.warning("webhook signature rejected", reason=rejected.reason)
             raise errors.InvalidRequest() from None
-        event = parse_event(delivery.body)
+        return self.apply(parse_event(delivery.body), ends_at)
+
+    def replay(self, document: Mapping[str, Any], *, seconds: float = 60.0) -> WebhookOutcome:
+        """An event Stripe lists but never delivered (or delivered while we answered non-2xx), fed through the same
+        processing as a delivery, after the same checks but the signature (it comes from Stripe's API, over our
+        authenticated connection). Idempotent like a redelivery."""
+        try:
+            event = event_from_document(document)
+        except errors.InvalidRequest:
+            metrics.add_metric(name="WebhookUnprocessable", unit=MetricUnit.Count, value=1)
+            logger.warning("listed event cannot be read", event_id=str(document.get("id", ""))[:255])
+            return WebhookOutcome("unprocessable", None)
+        return self.apply(event, self.clock() + seconds)
+
+    def apply(self, event: StripeEvent, ends_at: float) -> WebhookOutcome:
+        """Everything after the event is known to come from Stripe: mode, dispatch by type, commit."""
+        created = event.created if isinstance(event, SnapshotEvent) else event.created_epoch
+        # How far behind Stripe the product is (retries after an outage show here first).
+        metrics.add_metric(name="WebhookLagSeconds", unit=MetricUnit.Seconds, value=max(0.0, self.clock() - created))
         expected = self.expected_livemode()
         if expected is not None and event.livemode != expected:
             metrics.add_metric(name="WebhookWrongMode", unit=MetricUnit.Count, value=1)
