@@ -20,7 +20,7 @@ export PYENV_VERSION := $(PYTHON_VERSION)
 # A build for the python3.13 runtime needs python3.13 on PATH (pyenv holds it).
 export PATH := $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin:$(PATH)
 
-.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock reconcile replay-events clean
+.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock reconcile replay-events usage-drift clean
 
 help:
 	@echo "make dev    - install, then run the whole product locally (no AWS, no Stripe, no Docker)"
@@ -30,6 +30,7 @@ help:
 	@echo "make lock   - re-resolve the pinned lock files after editing requirements/*.in"
 	@echo "make reconcile ARGS='--customer cus_...' (or --all) - re-project subscriptions from Stripe (docs/operations.md)"
 	@echo "make replay-events ARGS='--days 30' - apply the Stripe events whose delivery failed (docs/operations.md)"
+	@echo "make usage-drift ARGS='--day 2026-11-30 [--repair]' - compare usage sent with Stripe's meters (docs/operations.md)"
 
 $(UV):
 	$(BASE_PYTHON) -m venv $(TOOLS)/uv
@@ -106,6 +107,10 @@ reconcile: install
 # Applies the Stripe events whose delivery failed (the last 30 days), as the webhook would (docs/operations.md).
 replay-events: install
 	PYTHONPATH=layers/common $(PY) -m tollgate.commands.replay_events $(ARGS)
+
+# Compares the usage ledger with Stripe's meter totals per customer, meter and day; --repair sends shortfalls.
+usage-drift: install
+	PYTHONPATH=layers/common $(PY) -m tollgate.commands.usage_drift $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

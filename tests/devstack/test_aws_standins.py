@@ -95,6 +95,7 @@ def test_functions_get_globals_and_their_own_environment_resolved_to_local_resou
         "WebhookFunction",
         "UsageFunction",
         "PublisherFunction",
+        "UsageDriftFunction",
     }
     checkout = specs["CheckoutFunction"]
     assert checkout.code_dir == ROOT / "functions/checkout/"

@@ -131,3 +131,34 @@ def test_v2_stream_timestamp_window_rejects_whole_request(
     with pytest.raises(stripe.InvalidRequestError):
         stream.v2.billing.meter_event_stream.create({"events": [ok, old]})
     assert emu.meter_total("api_tokens", customer) == 0
+
+
+def test_a_cancel_adjustment_stops_an_event_counting_within_24h_only(
+    emu: StripeEmulator, client: stripe.StripeClient, customer: str
+) -> None:
+    # Given two accepted events
+    send(client, customer, 5, "adj-1")
+    send(client, customer, 7, "adj-2")
+    # When one is canceled by identifier
+    adjustment = client.v1.billing.meter_event_adjustments.create(
+        {"event_name": "api_tokens", "type": "cancel", "cancel": {"identifier": "adj-1"}}
+    )
+    # Then it no longer counts, and the adjustment has Stripe's shape
+    assert emu.meter_total("api_tokens", customer) == 7
+    assert adjustment.object == "billing.meter_event_adjustment"
+    assert adjustment.cancel.identifier == "adj-1"
+    # And its identifier stays used (stricter than documented: a resend cannot bring it back)
+    with pytest.raises(stripe.InvalidRequestError) as dup:
+        send(client, customer, 5, "adj-1")
+    assert dup.value.code == "duplicate_meter_event"
+    # And an unknown identifier, or an event older than 24 h, cannot be canceled
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.billing.meter_event_adjustments.create(
+            {"event_name": "api_tokens", "type": "cancel", "cancel": {"identifier": "nope"}}
+        )
+    emu.clock.advance(DAY + 1)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.billing.meter_event_adjustments.create(
+            {"event_name": "api_tokens", "type": "cancel", "cancel": {"identifier": "adj-2"}}
+        )
+    assert emu.meter_total("api_tokens", customer) == 7

@@ -1,4 +1,5 @@
-"""Meter events: v1 `/v1/billing/meter_events`, v2 sessions, streams and `/v2/billing/meter_events`.
+"""Meter events: v1 `/v1/billing/meter_events`, v2 sessions, streams and `/v2/billing/meter_events`, and v1
+`/v1/billing/meter_event_adjustments` (cancel).
 
 Like Stripe, an event whose customer is unknown or missing or whose value is not an integer (and, v2 only, whose
 event name has no or an archived meter) is ACCEPTED (200), never aggregated, and reported later
@@ -72,7 +73,29 @@ class MeterEventsApi:
             RouteSpec("POST", "/v2/billing/meter_event_session", self.create_session),
             RouteSpec("POST", "/v2/billing/meter_event_stream", self.stream, kind="stream"),
             RouteSpec("POST", "/v2/billing/meter_events", self.create_v2),
+            RouteSpec("POST", "/v1/billing/meter_event_adjustments", self.create_adjustment),
         ]
+
+    def create_adjustment(self, req: Request) -> Obj:
+        """`POST /v1/billing/meter_event_adjustments` (type cancel, the only type Stripe has)."""
+        p = req.params
+        event_name = p.get("event_name")
+        if not event_name:
+            raise missing_param("event_name")
+        if p.get("type", "cancel") != "cancel":
+            raise invalid("Invalid type: must be cancel.", param="type")
+        identifier = (p.get("cancel") or {}).get("identifier")
+        if not identifier:
+            raise missing_param("cancel[identifier]")
+        self.meters.cancel(str(event_name), str(identifier))
+        return {
+            "object": "billing.meter_event_adjustment",
+            "cancel": {"identifier": str(identifier)},
+            "event_name": str(event_name),
+            "livemode": False,
+            "status": "pending",
+            "type": "cancel",
+        }
 
     def _check_timestamp(self, ts: int | None, prefix: str) -> None:
         """The timestamp window is checked before anything else, so it fails the request even for bad events."""

@@ -190,6 +190,18 @@ class Meters:
             }
         )
 
+    def cancel(self, event_name: str, identifier: str) -> None:
+        """A meter event adjustment of type cancel: the event stops counting. Stripe accepts it only within 24 h of
+        receiving the event, and only for an event it has under that meter's event name."""
+        event = next(
+            (e for e in self.meter_events if e["identifier"] == identifier and e["event_name"] == event_name), None
+        )
+        if event is None:
+            raise invalid(f"No meter event with identifier '{identifier}'.", param="cancel[identifier]")
+        if self.clock.now() - float(event["received"]) > METER_DEDUP_WINDOW:
+            raise invalid("Meter events can only be canceled within 24 hours of creation.", param="cancel[identifier]")
+        self.meter_events.remove(event)
+
     def reject_duplicate(self, identifier: str, source: str) -> None:
         self.meter_rejections.append({"identifier": identifier, "reason": "duplicate", "source": source})
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tollgate.services.reconcile import Reconciler
     from tollgate.services.subscription_writes import SubscriptionWriter
     from tollgate.services.success_page import SuccessPageCheck
+    from tollgate.services.usage_drift import UsageDriftCheck
     from tollgate.services.usage_reporter import UsageReporter
     from tollgate.services.webhook import WebhookService
     from tollgate.services.webhook_handlers import HandlerContext
@@ -362,6 +363,26 @@ class Container:
         from tollgate.services.event_replay import EventReplay
 
         return EventReplay(SdkUndeliveredEvents(self.stripe), self.webhook, self.clock)
+
+    @lazy
+    def usage_drift(self) -> UsageDriftCheck:
+        from tollgate.adapters.dynamodb.drift_findings import DynamoDriftFindings
+        from tollgate.adapters.dynamodb.usage_ledger import DynamoUsageTotals
+        from tollgate.adapters.stripe_api.meter_totals import SdkMeterTotals
+        from tollgate.adapters.stripe_api.meter_transport import V1Transport
+        from tollgate.observability import metrics
+        from tollgate.services.usage_drift import UsageDriftCheck
+
+        table = self.settings.table_name
+        return UsageDriftCheck(
+            totals=DynamoUsageTotals(self.dynamodb, table),
+            meters=SdkMeterTotals(self.stripe),
+            findings=DynamoDriftFindings(self.dynamodb, table),
+            # v1 for repairs: a handful of events, each answered on its own (a stream answers for the batch).
+            transport=lambda: V1Transport(self.stripe),
+            metrics=metrics,
+            clock=self.clock,
+        )
 
     @lazy
     def reconciler(self) -> Reconciler:

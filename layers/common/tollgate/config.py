@@ -80,6 +80,8 @@ class Settings(BaseModel):
     usage_meter_event_names: frozenset[str] | None = None
     # Concurrent ledger calls per usage batch (one thread and one pooled DynamoDB connection each).
     usage_ledger_concurrency: Annotated[int, Field(ge=1, le=100)] = 16
+    # The usage drift check's window: the complete UTC days before today it compares with Stripe's meters.
+    usage_drift_days_back: Annotated[int, Field(ge=1, le=35)] = 3
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
     portal_return_url: str | None = None
@@ -163,6 +165,7 @@ class Settings(BaseModel):
             "usage_transport": environ.get("USAGE_TRANSPORT", "stream"),
             "usage_meter_event_names": environ.get("USAGE_METER_EVENT_NAMES"),
             "usage_ledger_concurrency": environ.get("USAGE_LEDGER_CONCURRENCY", "16"),
+            "usage_drift_days_back": environ.get("USAGE_DRIFT_DAYS_BACK", "3"),
             "checkout_success_url": environ.get("CHECKOUT_SUCCESS_URL"),
             "checkout_cancel_url": environ.get("CHECKOUT_CANCEL_URL"),
             "portal_return_url": environ.get("PORTAL_RETURN_URL"),

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from tollgate.domain.events import DomainEvent
     from tollgate.domain.plan_changes import PendingChange
     from tollgate.domain.subscriptions import StateWrite, SubscriptionState, WriteResult
+    from tollgate.domain.usage_drift import Drift, SentUsage, UsageCell
 
 
 # ----------------------------------------------------------------------------------------------- customers
@@ -138,6 +139,10 @@ class LedgerEntry:
     content_hash: str
     identifier: str
     occurred_at: int
+    #: What the record bills (kept so usage can be reconciled with Stripe's meter totals; "" / 0 when unknown).
+    event_name: str = ""
+    customer_id: str = ""
+    value: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,20 @@ class Settled:
 #: Outcomes per ``UsageLedger.settle`` call (DynamoDB's BatchWriteItem limit), so a caller's batches can run
 #: concurrently, one write each.
 SETTLE_BATCH_SIZE = 25
+
+
+class UsageTotals(Protocol):
+    """What the usage ledger recorded as sent to Stripe, per customer, meter and UTC day, for days in [start, end)."""
+
+    def sent_between(self, start: int, end: int) -> dict[UsageCell, SentUsage]: ...
+
+
+class DriftFindings(Protocol):
+    """Where drift findings are recorded; a new (or changed) finding carries its domain event to the stream."""
+
+    def record(self, drift: Drift, announcement: DomainEvent, checked_at: int) -> bool:
+        """True when the finding is new or its totals changed (announced), False when it was recorded before."""
+        ...
 
 
 class UsageLedger(Protocol):

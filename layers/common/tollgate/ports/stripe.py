@@ -87,6 +87,25 @@ class UndeliveredEvents(Protocol):
     def since(self, created_after: int) -> Iterator[dict[str, Any]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MeterView:
+    """An active meter: the event name it aggregates, and how (``sum``, ``count``, ``last``)."""
+
+    id: str
+    event_name: str
+    formula: str
+
+
+class MeterTotals(Protocol):
+    """What Stripe's meters counted (billing meter event summaries)."""
+
+    def active_meters(self) -> list[MeterView]: ...
+
+    def daily_totals(self, meter_id: str, customer_id: str, start: int, end: int) -> dict[int, int]:
+        """The customer's aggregated value per UTC day (its start) in [start, end); days with none are absent."""
+        ...
+
+
 class SendStatus(StrEnum):
     """What Stripe did with one meter event."""
 

@@ -230,7 +230,7 @@ class UsageReporter:
                 continue
             decided.add(message.usage_id)
             if customer is not None:
-                chosen[record.message_id] = self._entry(message)
+                chosen[record.message_id] = self._entry(message, customer)
         return chosen
 
     @staticmethod
@@ -255,12 +255,21 @@ class UsageReporter:
             park(message_id, "conflict", message.usage_id, UsageOutcome.CONFLICT)
         return None
 
-    def _entry(self, message: UsageMessage) -> LedgerEntry:
+    def _entry(self, message: UsageMessage, customer_id: str) -> LedgerEntry:
         content_hash = message.content_hash()
         identifier = (
             self._identifier_for(message) if self._identifier_for else meter_identifier(message.usage_id, content_hash)
         )
-        return LedgerEntry(message.usage_id, content_hash, identifier, message.occurred_at)
+        # What was billed, kept with the record: the drift check sums it per customer, meter and day.
+        return LedgerEntry(
+            message.usage_id,
+            content_hash,
+            identifier,
+            message.occurred_at,
+            event_name=message.event_name,
+            customer_id=customer_id,
+            value=message.value,
+        )
 
     def _customers(self, valid: Sequence[tuple[InboundRecord, UsageMessage]]) -> dict[str, str | TollgateError | None]:
         """Stripe customer (None: unknown) or the lookup's error, once per distinct user id of the batch."""

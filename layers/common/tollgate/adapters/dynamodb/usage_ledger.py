@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from tollgate.adapters.aws import aws_errors, error_code
+from tollgate.domain.usage_drift import SentUsage, UsageCell, utc_day
 from tollgate.errors import PersistenceUnavailable
 from tollgate.ports.storage import LedgerEntry, LedgerStatus, Settled, UsageClaim
 
@@ -65,6 +66,12 @@ class DynamoUsageLedger:
         }
         if reason:
             item["reason"] = {"S": reason}
+        if entry.event_name and entry.customer_id:
+            item |= {
+                "event_name": {"S": entry.event_name},
+                "customer_id": {"S": entry.customer_id},
+                "value": {"N": str(entry.value)},
+            }
         return item
 
     def claim(self, entry: LedgerEntry) -> UsageClaim:
@@ -145,3 +152,54 @@ class DynamoUsageLedger:
 def _chunks[T](items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+class DynamoUsageTotals:
+    """Sums the SENT ledger records per customer, meter and UTC day, for the days in [start, end).
+
+    A parallel Scan filtered to ``USAGE#`` items sent in the window: the table has no index by day, and a daily scan
+    of a table that keeps usage 36 days costs little (about one read unit per 8 KB, eventually consistent) next to
+    an index written with every ledger record. At a size where it does not, a sparse index on ``occurred_at`` is
+    the next step (docs/operations.md). Records written before the ledger kept what it billed (no ``customer_id``)
+    are not counted.
+    """
+
+    SEGMENTS = 4
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def sent_between(self, start: int, end: int) -> dict[UsageCell, SentUsage]:
+        totals: dict[UsageCell, SentUsage] = {}
+        for segment in range(self.SEGMENTS):
+            for item in self._segment(segment, start, end):
+                cell = UsageCell(
+                    utc_day(int(item["occurred_at"]["N"])), item["customer_id"]["S"], item["event_name"]["S"]
+                )
+                totals[cell] = totals.get(cell, SentUsage(0, 0)) + SentUsage(1, int(item["value"]["N"]))
+        return totals
+
+    def _segment(self, segment: int, start: int, end: int) -> Iterable[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Segment": segment,
+            "TotalSegments": self.SEGMENTS,
+            "FilterExpression": "begins_with(pk, :usage) AND #s = :sent AND occurred_at BETWEEN :start AND :last "
+            "AND attribute_exists(customer_id)",
+            "ProjectionExpression": "customer_id, event_name, occurred_at, #v",
+            "ExpressionAttributeNames": {"#s": "status", "#v": "value"},
+            "ExpressionAttributeValues": {
+                ":usage": {"S": "USAGE#"},
+                ":sent": {"S": LedgerStatus.SENT.value},
+                ":start": {"N": str(start)},
+                ":last": {"N": str(end - 1)},
+            },
+        }
+        while True:
+            with aws_errors("usage_totals.scan"):
+                page = self._client.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
