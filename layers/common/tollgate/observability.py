@@ -6,6 +6,8 @@ keyword context. The tracer does not capture responses, so Stripe objects and PI
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -13,4 +15,42 @@ logger = Logger(log_uncaught_exceptions=True)
 tracer = Tracer()
 metrics = Metrics()
 
-__all__ = ["MetricUnit", "logger", "metrics", "tracer"]
+
+class MetricName(StrEnum):
+    """Every metric the product emits (namespace ``POWERTOOLS_METRICS_NAMESPACE``, dimension ``service``).
+
+    The template's alarms and dashboard name these and only these (tests/template/test_metric_names.py).
+    """
+
+    # business counters
+    CHECKOUT_SESSIONS_CREATED = "CheckoutSessionsCreated"
+    SUBSCRIPTION_ACTIVATIONS = "SubscriptionActivations"
+    SUBSCRIPTION_CANCELLATIONS = "SubscriptionCancellations"
+    PAYMENT_FAILURES = "PaymentFailures"
+    # webhook
+    WEBHOOK_APPLIED = "WebhookApplied"
+    WEBHOOK_DUPLICATE = "WebhookDuplicate"
+    WEBHOOK_REJECTED = "WebhookRejected"
+    WEBHOOK_SIGNATURE_FAILED = "WebhookSignatureFailed"
+    WEBHOOK_UNPROCESSABLE = "WebhookUnprocessable"
+    WEBHOOK_UNHANDLED_TYPE = "WebhookUnhandledType"
+    WEBHOOK_WRONG_MODE = "WebhookWrongMode"
+    WEBHOOK_LAG_SECONDS = "WebhookLagSeconds"
+    WEBHOOK_FETCH_LATEST = "WebhookFetchLatest"
+    WEBHOOK_LINK_CONFLICT = "WebhookLinkConflict"
+    METER_ERROR_REPORTS = "MeterErrorReports"
+    # domain events
+    DOMAIN_EVENTS_PUBLISHED = "DomainEventsPublished"
+    DOMAIN_EVENT_RELAY_FAILURES = "DomainEventRelayFailures"
+    # usage
+    USAGE_SENT = "UsageSent"
+    USAGE_DUPLICATE = "UsageDuplicate"
+    USAGE_RETRIED = "UsageRetried"
+    USAGE_PARKED = "UsageParked"
+    USAGE_CONFLICT = "UsageConflict"
+    USAGE_NEEDS_RECONCILIATION = "UsageNeedsReconciliation"
+    USAGE_OLDEST_MESSAGE_AGE_SECONDS = "UsageOldestMessageAgeSeconds"
+    USAGE_DRIFT = "UsageDrift"
+
+
+__all__ = ["MetricName", "MetricUnit", "logger", "metrics", "tracer"]

@@ -16,7 +16,7 @@ from tollgate import errors
 from tollgate.config import Settings
 from tollgate.domain.access import AccessPolicy, decide_access
 from tollgate.domain.catalog import ResolvedCatalog, ResolvedPlan
-from tollgate.observability import logger
+from tollgate.observability import MetricName, MetricUnit, logger, metrics
 from tollgate.ports.storage import CustomerDirectory, RateLimiter, RequestWindows, SubscriptionRepository
 from tollgate.ports.stripe import CustomerGateway, SessionGateway, SessionLink
 from tollgate.services.customers import ensure_customer
@@ -133,6 +133,8 @@ class CheckoutService:
             customer_id = ensure_customer(self.directory, self.customers, user_id, email)
             link = self._open(plan, quantity, customer_id, user_id, key)
         logger.info("checkout session created", session_id=link.id, customer_id=customer_id, plan=plan.key)
+        # A retried request answered with the same session counts again: a count of successful requests.
+        metrics.add_metric(name=MetricName.CHECKOUT_SESSIONS_CREATED, unit=MetricUnit.Count, value=1)
         return link
 
     def _open(self, plan: ResolvedPlan, quantity: int, customer_id: str, user_id: str, key: str) -> SessionLink:

@@ -11,6 +11,7 @@ its siblings were each published once.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,22 @@ from pydantic import ValidationError
 from tollgate.domain.changes import ItemChange, events_from_change
 from tollgate.domain.events import DomainEvent
 from tollgate.errors import TollgateError
-from tollgate.observability import MetricUnit, logger
+from tollgate.observability import MetricName, MetricUnit, logger
 from tollgate.ports.messaging import DomainEventPublisher, MetricsSink
 
 
 class BatchNeedsSplitting(Exception):
     """The first record of a batch of several could not be published: the event source mapping bisects the batch
     (a function error) so the record ends up alone, and its siblings are published."""
+
+
+#: Domain events counted as business metrics when published (the dashboard's activations, cancellations and
+#: payment failures; a re-published record counts again, so these are at-least-once counts).
+BUSINESS_COUNTERS = {
+    "subscription.activated": MetricName.SUBSCRIPTION_ACTIVATIONS,
+    "subscription.canceled": MetricName.SUBSCRIPTION_CANCELLATIONS,
+    "payment.failed": MetricName.PAYMENT_FAILURES,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +60,10 @@ class DomainEventRelay:
         failed_at = self._publish(planned)
         if unreadable is not None:
             failed_at = min(failed_at, unreadable)
+        self._count_published(planned[:failed_at])
         if failed_at >= len(records):
-            self._count("DomainEventsPublished", sum(len(p.events) for p in planned))
             return []
-        self._count("DomainEventsPublished", sum(len(p.events) for p in planned[:failed_at]))
-        self._count("DomainEventRelayFailures", 1)
+        self._count(MetricName.DOMAIN_EVENT_RELAY_FAILURES, 1)
         if failed_at == 0 and len(records) > 1:
             raise BatchNeedsSplitting()
         retry = [self.sequence_of(r) for r in records[failed_at:]]
@@ -93,6 +102,13 @@ class DomainEventRelay:
             if refused:
                 return min(index for index, event in chunk if event.id in refused)
         return len(planned)
+
+    def _count_published(self, published: Sequence[_Planned]) -> None:
+        events = [event for plan in published for event in plan.events]
+        self._count(MetricName.DOMAIN_EVENTS_PUBLISHED, len(events))
+        by_name = Counter(event.name for event in events)
+        for event_name, metric in BUSINESS_COUNTERS.items():
+            self._count(metric, by_name[event_name])
 
     def _count(self, name: str, value: int) -> None:
         if self.metrics is not None and value:

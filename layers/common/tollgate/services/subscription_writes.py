@@ -16,7 +16,7 @@ from tollgate import errors
 from tollgate.domain.effects import Effects
 from tollgate.domain.events import DomainEvent
 from tollgate.domain.subscriptions import APPLIED_EVENTS_ATTRIBUTE, StateWrite, WriteOutcome, WriteResult
-from tollgate.observability import MetricUnit, logger, metrics
+from tollgate.observability import MetricName, MetricUnit, logger, metrics
 from tollgate.ports.storage import CustomerDirectory, MeterErrorLog, SubscriptionRepository
 
 #: Outcomes after which the event's state (and what its write carried) is in the table.
@@ -53,7 +53,7 @@ class SubscriptionWriter:
         if effects.customer_deleted:
             self.directory.mark_deleted(effects.customer_deleted)
         if effects.meter_error is not None:
-            metrics.add_metric(name="MeterErrorReports", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.METER_ERROR_REPORTS, unit=MetricUnit.Count, value=1)
             self.meter_errors.record(effects.meter_error)
         return changes
 
@@ -68,7 +68,7 @@ class SubscriptionWriter:
                 # Applied already, then a later event of the same second committed over it: a redelivery.
                 return Committed(WriteResult(WriteOutcome.ALREADY_APPLIED, result.previous), carried=True)
             if effects.refetch is not None:
-                metrics.add_metric(name="WebhookFetchLatest", unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name=MetricName.WEBHOOK_FETCH_LATEST, unit=MetricUnit.Count, value=1)
                 fetched = effects.refetch()
                 for index, rewrite in enumerate(fetched):
                     carried = tuple(announcements) if index == 0 else ()
@@ -82,7 +82,7 @@ class SubscriptionWriter:
             self.directory.link(user_id, customer_id)
         except errors.Conflict:
             # Permanent: retrying would never succeed. Count it and carry on with the projection.
-            metrics.add_metric(name="WebhookLinkConflict", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_LINK_CONFLICT, unit=MetricUnit.Count, value=1)
             logger.warning("customer already linked to another user", customer_id=customer_id)
 
 

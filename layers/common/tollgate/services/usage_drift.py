@@ -28,7 +28,7 @@ from tollgate.domain.usage_drift import (
     repair_path,
     utc_day,
 )
-from tollgate.observability import MetricUnit, logger
+from tollgate.observability import MetricName, MetricUnit, logger
 from tollgate.ports.storage import DriftFindings, UsageTotals
 from tollgate.ports.stripe import MeterEvent, MeterTotals, MeterTransport, MeterView, SendResult, SendStatus
 
@@ -80,7 +80,7 @@ class UsageDriftCheck:
             self._report(drift, int(now), report)
         if repair:
             self._repair(report, now)
-        self.metrics.add_metric(name="UsageDrift", unit=MetricUnit.Count, value=len(report.drifts))
+        self.metrics.add_metric(name=MetricName.USAGE_DRIFT, unit=MetricUnit.Count, value=len(report.drifts))
         logger.info(
             "usage drift checked",
             days=len(days),

@@ -25,7 +25,7 @@ from typing import Any
 
 from tollgate.domain.usage import MalformedUsage, UsageMessage, meter_identifier, parse_usage_message
 from tollgate.errors import TollgateError
-from tollgate.observability import MetricUnit, logger
+from tollgate.observability import MetricName, MetricUnit, logger
 from tollgate.ports.messaging import MetricsSink, ParkedRecord, Parking
 from tollgate.ports.storage import (
     SETTLE_BATCH_SIZE,
@@ -371,15 +371,17 @@ class UsageReporter:
         if self._metrics is None:
             return
         for name, value in (
-            ("UsageSent", counts[UsageOutcome.SENT]),
-            ("UsageDuplicate", counts[UsageOutcome.DUPLICATE]),
-            ("UsageRetried", counts[UsageOutcome.RETRY]),
-            ("UsageParked", parked),
-            ("UsageConflict", counts[UsageOutcome.CONFLICT]),
-            ("UsageNeedsReconciliation", to_reconcile),
+            (MetricName.USAGE_SENT, counts[UsageOutcome.SENT]),
+            (MetricName.USAGE_DUPLICATE, counts[UsageOutcome.DUPLICATE]),
+            (MetricName.USAGE_RETRIED, counts[UsageOutcome.RETRY]),
+            (MetricName.USAGE_PARKED, parked),
+            (MetricName.USAGE_CONFLICT, counts[UsageOutcome.CONFLICT]),
+            (MetricName.USAGE_NEEDS_RECONCILIATION, to_reconcile),
         ):
             self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        self._metrics.add_metric(name="UsageOldestMessageAgeSeconds", unit=MetricUnit.Seconds, value=max(0.0, oldest))
+        self._metrics.add_metric(
+            name=MetricName.USAGE_OLDEST_MESSAGE_AGE_SECONDS, unit=MetricUnit.Seconds, value=max(0.0, oldest)
+        )
 
 
 def _user_key(message: UsageMessage) -> str | None:

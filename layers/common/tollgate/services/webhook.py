@@ -21,7 +21,7 @@ from tollgate.domain.effects import Effects
 from tollgate.domain.signatures import SignatureRejected, verify_signature
 from tollgate.domain.stripe_events import SnapshotEvent, StripeEvent, event_from_document, parse_event
 from tollgate.domain.subscriptions import WriteOutcome
-from tollgate.observability import MetricUnit, logger, metrics
+from tollgate.observability import MetricName, MetricUnit, logger, metrics
 from tollgate.ports.storage import EventClaimStatus, EventLedger
 from tollgate.services.subscription_writes import COMMITTED, SubscriptionWriter
 from tollgate.services.webhook_handlers import FETCHING_HANDLERS, HandlerContext, handler_for
@@ -69,7 +69,7 @@ class WebhookService:
         # The invocation ends at a fixed time: everything spent before the claim (secrets, a tie) shortens the lease.
         ends_at = self.clock() + delivery.remaining_ms / 1000
         if len(delivery.body) > self.max_body_bytes:
-            metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_REJECTED, unit=MetricUnit.Count, value=1)
             raise errors.PayloadTooLarge()
         # A blank entry (an empty placeholder in the secret) is no secret: an HMAC under it is forgeable by anyone.
         secrets = [s for s in self.signing_secrets() if s.strip()]
@@ -78,10 +78,17 @@ class WebhookService:
         try:
             verify_signature(delivery.body, delivery.signature, secrets, self.tolerance_seconds, int(self.clock()))
         except SignatureRejected as rejected:
-            metrics.add_metric(name="WebhookSignatureFailed", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_SIGNATURE_FAILED, unit=MetricUnit.Count, value=1)
             logger.warning("webhook signature rejected", reason=rejected.reason)
             raise errors.InvalidRequest() from None
-        return self.apply(parse_event(delivery.body), ends_at)
+        event = parse_event(delivery.body)
+        # How far behind Stripe the deliveries are (retries after an outage show here first); replays are old by
+        # definition and do not count.
+        created = event.created if isinstance(event, SnapshotEvent) else event.created_epoch
+        metrics.add_metric(
+            name=MetricName.WEBHOOK_LAG_SECONDS, unit=MetricUnit.Seconds, value=max(0.0, self.clock() - created)
+        )
+        return self.apply(event, ends_at)
 
     def replay(self, document: Mapping[str, Any], *, seconds: float = 60.0) -> WebhookOutcome:
         """An event Stripe lists but never delivered (or delivered while we answered non-2xx), fed through the same
@@ -90,24 +97,21 @@ class WebhookService:
         try:
             event = event_from_document(document)
         except errors.InvalidRequest:
-            metrics.add_metric(name="WebhookUnprocessable", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_UNPROCESSABLE, unit=MetricUnit.Count, value=1)
             logger.warning("listed event cannot be read", event_id=str(document.get("id", ""))[:255])
             return WebhookOutcome("unprocessable", None)
         return self.apply(event, self.clock() + seconds)
 
     def apply(self, event: StripeEvent, ends_at: float) -> WebhookOutcome:
         """Everything after the event is known to come from Stripe: mode, dispatch by type, commit."""
-        created = event.created if isinstance(event, SnapshotEvent) else event.created_epoch
-        # How far behind Stripe the product is (retries after an outage show here first).
-        metrics.add_metric(name="WebhookLagSeconds", unit=MetricUnit.Seconds, value=max(0.0, self.clock() - created))
         expected = self.expected_livemode()
         if expected is not None and event.livemode != expected:
-            metrics.add_metric(name="WebhookWrongMode", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_WRONG_MODE, unit=MetricUnit.Count, value=1)
             logger.warning("event from the other mode ignored", event_id=event.id)
             return WebhookOutcome("ignored_mode", event.id)
         handler = handler_for(event)
         if handler is None:
-            metrics.add_metric(name="WebhookUnhandledType", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_UNHANDLED_TYPE, unit=MetricUnit.Count, value=1)
             logger.info("event type not handled", event_id=event.id, event_type=event.type)
             return WebhookOutcome("unhandled_type", event.id)
         one_write = self.one_write_path and handler not in FETCHING_HANDLERS and isinstance(event, SnapshotEvent)
@@ -116,7 +120,7 @@ class WebhookService:
         except Unprocessable:
             # Signed by Stripe but not something we can ever apply (e.g. an object without its customer): a non-2xx
             # would only make Stripe retry it for 3 days. Acknowledge, count, log the ids; nothing was written.
-            metrics.add_metric(name="WebhookUnprocessable", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_UNPROCESSABLE, unit=MetricUnit.Count, value=1)
             logger.warning("signed event cannot be applied", event_id=event.id, event_type=event.type)
             return WebhookOutcome("unprocessable", event.id)
 
@@ -157,10 +161,10 @@ class WebhookService:
     @staticmethod
     def _answer(event: StripeEvent, outcome: WriteOutcome, changes: int) -> WebhookOutcome:
         if outcome is WriteOutcome.APPLIED:
-            metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=MetricName.WEBHOOK_APPLIED, unit=MetricUnit.Count, value=1)
             logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
             return WebhookOutcome("applied", event.id, changes)
-        metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=MetricName.WEBHOOK_DUPLICATE, unit=MetricUnit.Count, value=1)
         return WebhookOutcome("duplicate" if outcome is WriteOutcome.ALREADY_APPLIED else "stale", event.id)
 
     def _process_once(
@@ -178,7 +182,7 @@ class WebhookService:
         while True:
             claim = self.ledger.claim(event.id, event.type, lease_until)
             if claim.status is EventClaimStatus.COMPLETED:
-                metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name=MetricName.WEBHOOK_DUPLICATE, unit=MetricUnit.Count, value=1)
                 return WebhookOutcome("duplicate", event.id)
             if claim.status is EventClaimStatus.CLAIMED:
                 break
@@ -198,7 +202,7 @@ class WebhookService:
             raise
         # The completion carries the announcements to the stream: published once the event's state is in.
         self.ledger.complete(event.id, claim.token, effects.announcements)
-        metrics.add_metric(name="WebhookApplied", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=MetricName.WEBHOOK_APPLIED, unit=MetricUnit.Count, value=1)
         logger.info("event applied", event_id=event.id, event_type=event.type, state_changes=changes)
         return WebhookOutcome("applied", event.id, changes)
 
