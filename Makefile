@@ -20,38 +20,55 @@ export PYENV_VERSION := $(PYTHON_VERSION)
 # A build for the python3.13 runtime needs python3.13 on PATH (pyenv holds it).
 export PATH := $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin:$(PATH)
 
-.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock reconcile replay-events usage-drift clean
+.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock deploy python-check reconcile replay-events usage-drift clean
 
 help:
 	@echo "make dev    - install, then run the whole product locally (no AWS, no Stripe, no Docker)"
 	@echo "make test   - install, then run every check (lint, types, template checks, sam build, tests)"
-	@echo "make build  - sam build, then bytecode for the runtime (deploy with: sam deploy --guided)"
+	@echo "make build  - sam build, then bytecode for the runtime"
+	@echo "make deploy - make build, then the project's pinned SAM CLI: sam deploy --guided (ARGS='--config-env prod' ...)"
 	@echo "make bench  - cold-start and throughput benchmarks (ratios to a floor measured in the same run)"
 	@echo "make lock   - re-resolve the pinned lock files after editing requirements/*.in"
 	@echo "make reconcile ARGS='--customer cus_...' (or --all) - re-project subscriptions from Stripe (docs/operations.md)"
 	@echo "make replay-events ARGS='--days 30' - apply the Stripe events whose delivery failed (docs/operations.md)"
 	@echo "make usage-drift ARGS='--day 2026-11-30 [--repair]' - compare usage sent with Stripe's meters (docs/operations.md)"
 
-$(UV):
+# Python 3.13 is the Lambda runtime's; without it, say so and how to get it (not a raw pyenv path error).
+python-check:
+	@$(BASE_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || { \
+	  echo "tollgate needs Python $(basename $(PYTHON_VERSION)) (the Lambda runtime; .python-version says $(PYTHON_VERSION))," >&2; \
+	  echo "and found none at '$(BASE_PYTHON)'. Get it with one of:" >&2; \
+	  echo "  pyenv install $(PYTHON_VERSION)          (https://github.com/pyenv/pyenv#installation)" >&2; \
+	  echo "  sudo apt install python3.13 python3.13-venv   (Debian/Ubuntu with 3.13 packaged)" >&2; \
+	  echo "  brew install python@3.13                  (macOS)" >&2; \
+	  echo "or point at one: make $(MAKECMDGOALS) BASE_PYTHON=/path/to/python3.13" >&2; \
+	  exit 1; }
+
+$(UV): | python-check
+	@echo "==> first run: installing uv $(UV_VERSION) into $(TOOLS)/uv"
 	$(BASE_PYTHON) -m venv $(TOOLS)/uv
 	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # The application environment: runtime + test + local-stack dependencies, exactly as locked.
 $(VENV)/.installed: requirements/dev.lock $(UV)
+	@echo "==> installing the application environment into $(VENV) (requirements/dev.lock; about a minute the first time)"
 	test -x $(PY) || $(UV) venv --quiet --python $(BASE_PYTHON) $(VENV)
 	$(UV) pip sync --quiet --python $(PY) requirements/dev.lock
 	touch $@
 
 # Tool environments, each on its own pins.
 $(TOOLS)/sam/.installed: requirements/sam.lock $(UV)
+	@echo "==> installing the SAM CLI and cfn-lint into $(TOOLS)/sam (requirements/sam.lock)"
 	test -x $(TOOLS)/sam/bin/python || $(UV) venv --quiet --python $(BASE_PYTHON) $(TOOLS)/sam
 	$(UV) pip sync --quiet --python $(TOOLS)/sam/bin/python requirements/sam.lock
 	touch $@
 
 $(TOOLS)/checkov/.installed: requirements/checkov.lock $(UV)
+	@echo "==> installing checkov into $(TOOLS)/checkov (requirements/checkov.lock)"
 	test -x $(TOOLS)/checkov/bin/python || $(UV) venv --quiet --python $(BASE_PYTHON) $(TOOLS)/checkov
 	$(UV) pip sync --quiet --python $(TOOLS)/checkov/bin/python requirements/checkov.lock
 	touch $@
+	@echo "==> $(VENV) ready"
 
 install: $(VENV)/.installed
 tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
@@ -83,6 +100,12 @@ sam-build: tools
 # bytecode magic as Lambda's) and unchecked hashes, so the zip's file times never invalidate them.
 build: sam-build
 	$(BASE_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build/
+
+# Deploys with the SAM CLI make installed (.tools/sam, its own lock): the first time guided, which saves the answers
+# to samconfig.toml; later: make deploy ARGS="--config-env staging" (or prod, which asks to confirm the change set).
+DEPLOY_ARGS ?= $(if $(ARGS),$(ARGS),--guided)
+deploy: build
+	$(SAM) deploy $(DEPLOY_ARGS)
 
 unit: install
 	$(PY) -m pytest
