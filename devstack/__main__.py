@@ -15,6 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+from devstack.function_logs import LEVELS
+from devstack.parameters import InvalidParameters, read_overrides
 from devstack.stack import STATE_DIR, LocalStack, StackConfig
 
 ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
@@ -24,16 +26,22 @@ def _port(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+class _ShortNames(logging.Formatter):
+    """``devstack.fn.WebhookFunction`` -> ``webhook``; ``devstack.api`` -> ``api``: a name a reader recognises."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.name.removeprefix("devstack.").removeprefix("fn.").removesuffix("Function")
+        record.short_name = name.lower() if name != "devstack" else "stack"
+        return super().format(record)
+
+
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ShortNames("%(asctime)s %(short_name)-12s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     # One access line per API request and the functions' own logs are what a developer watches.
     logging.getLogger("devstack.api").setLevel(logging.INFO)
-    logging.getLogger("devstack.fn").setLevel(logging.INFO)
+    logging.getLogger("devstack.fn").setLevel(logging.INFO if not verbose else logging.DEBUG)
     logging.getLogger("devstack.sqs").setLevel(logging.INFO)
 
 
@@ -63,7 +71,18 @@ def banner(stack: LocalStack, endpoints_file: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
+    log_level = os.environ.get("DEVSTACK_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in LEVELS:
+        print(f"DEVSTACK_LOG_LEVEL must be one of {', '.join(LEVELS)}, not {log_level!r}", file=sys.stderr)
+        return 2
+    try:
+        overrides = read_overrides(os.environ)
+    except InvalidParameters as exc:
+        return _refuse(exc)
     config = StackConfig(
+        parameter_overrides=overrides,
+        log_level=log_level,
+        show_metrics=os.environ.get("DEVSTACK_METRICS", "") not in ("", "0", "false"),
         host="127.0.0.1",
         api_port=args.api_port,
         stripe_port=args.stripe_port,
@@ -74,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stack = LocalStack(config)
     try:
+        stack = LocalStack(config)
         stack.start()
+    except InvalidParameters as exc:
+        return _refuse(exc)
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
@@ -92,6 +113,16 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         ENDPOINTS_FILE.unlink(missing_ok=True)
     return 0
+
+
+def _refuse(exc: InvalidParameters) -> int:
+    print(
+        "the local stack did not start: invalid template parameters (DEVSTACK_PARAMS / DEVSTACK_PARAMS_FILE)",
+        file=sys.stderr,
+    )
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 2
 
 
 def token(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from devstack.function_logs import LogView
 from devstack.http_api import FunctionFailed
 from devstack.template import ROOT, Resolver, resources_of_type
 
@@ -107,10 +108,11 @@ def lambda_environment(spec: FunctionSpec, local: Mapping[str, str]) -> dict[str
 class _Worker:
     spec: FunctionSpec
     process: subprocess.Popen[str]
+    view: LogView = field(default_factory=LogView)
     answers: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
 
     @classmethod
-    def start(cls, spec: FunctionSpec, env: Mapping[str, str]) -> _Worker:
+    def start(cls, spec: FunctionSpec, env: Mapping[str, str], view: LogView | None = None) -> _Worker:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and runtime script
             # -P: the runtime's own folder never lands on sys.path; the function sees only its code and layers.
             [sys.executable, "-P", str(RUNTIME_SCRIPT)],
@@ -125,7 +127,7 @@ class _Worker:
             # Ctrl-C reaches the stack, which stops workers in order; a worker whose parent died sees EOF and exits.
             start_new_session=True,
         )
-        worker = cls(spec, process)
+        worker = cls(spec, process, view or LogView())
         threading.Thread(target=worker._read_answers, daemon=True, name=f"{spec.name}-answers").start()
         threading.Thread(target=worker._forward_logs, daemon=True, name=f"{spec.name}-logs").start()
         return worker
@@ -145,7 +147,9 @@ class _Worker:
         assert stream is not None
         function_log = logging.getLogger(f"devstack.fn.{self.spec.logical_id}")
         for line in stream:
-            function_log.info("%s", line.rstrip("\n"))
+            shown = self.view.render(line)
+            if shown is not None:
+                function_log.log(*shown)
 
     def wait_ready(self) -> None:
         answer = self._next(INIT_TIMEOUT_SECONDS)
@@ -197,9 +201,16 @@ class _Worker:
 class FunctionPool:
     """Execution environments of one function: warm ones are reused, up to ``max_concurrency`` at once."""
 
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], max_concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        max_concurrency: int = 4,
+        view: LogView | None = None,
+    ) -> None:
         self.spec = spec
         self.environment = dict(environment)
+        self.view = view or LogView()
         self.max_concurrency = max_concurrency
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
@@ -228,7 +239,7 @@ class FunctionPool:
     def invoke(self, event: Mapping[str, Any]) -> Any:
         worker = self._acquire()
         if worker is None:
-            worker = _Worker.start(self.spec, self.environment)
+            worker = _Worker.start(self.spec, self.environment, self.view)
             with self._cond:
                 self._all.append(worker)
             try:
@@ -252,7 +263,7 @@ class FunctionPool:
     def _start_ready(self) -> _Worker:
         with self._cond:
             self.cold_starts += 1
-        worker = _Worker.start(self.spec, self.environment)
+        worker = _Worker.start(self.spec, self.environment, self.view)
         with self._cond:
             self._all.append(worker)
         try:
@@ -275,9 +286,12 @@ class FunctionPool:
 class FunctionHost:
     """All functions of the template; ``invoke(logical_id, event)`` is what the API emulator and poller call."""
 
-    def __init__(self, specs: Mapping[str, FunctionSpec], local_environment: Mapping[str, str]) -> None:
+    def __init__(
+        self, specs: Mapping[str, FunctionSpec], local_environment: Mapping[str, str], view: LogView | None = None
+    ) -> None:
         self.pools = {
-            lid: FunctionPool(spec, lambda_environment(spec, local_environment)) for lid, spec in specs.items()
+            lid: FunctionPool(spec, lambda_environment(spec, local_environment), view=view)
+            for lid, spec in specs.items()
         }
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:

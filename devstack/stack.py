@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ import jwt
 import requests
 
 from devstack.aws_resources import CreatedResource, MotoServer, create_from_template, local_clients
-from devstack.functions import FunctionHost, functions_from_template
+from devstack.function_logs import LogView
+from devstack.functions import FunctionHost, FunctionSpec, functions_from_template
 from devstack.http_api import HttpApiEmulator, http_api_from_template
 from devstack.jwt_authorizer import CachingJwks
+from devstack.parameters import InvalidParameters, parameter_problems, settings_problems
 from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
 from devstack.stream_poller import StreamMapping, StreamPoller
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, resources_of_type
@@ -54,6 +57,9 @@ class StackConfig:
     webhook_retry_base_seconds: float = 5.0
     prewarm: bool = False
     start_pollers: bool = True
+    #: The functions' log level (POWERTOOLS_LOG_LEVEL) and what the terminal shows of their logs.
+    log_level: str = "INFO"
+    show_metrics: bool = False
 
 
 def moto_signing_key() -> Any:
@@ -68,6 +74,11 @@ class LocalStack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
         self.template = load_template(self.config.template_path)
+        self.log_view = LogView.named(self.config.log_level, show_metrics=self.config.show_metrics)
+        # What `sam deploy` would refuse stops the start before anything runs, naming the parameter.
+        problems = parameter_problems(self.template, self.config.parameter_overrides)
+        if problems:
+            raise InvalidParameters(problems)
         self.resolver = Resolver(
             self.template, stack_name=self.config.stack_name, parameter_overrides=self.config.parameter_overrides
         )
@@ -156,7 +167,8 @@ class LocalStack:
         self.emulator.start(self.config.host, self.config.stripe_port)
 
         specs = functions_from_template(self.resolver)
-        self.functions = FunctionHost(specs, self.local_environment())
+        self._check_function_settings(specs)
+        self.functions = FunctionHost(specs, self.local_environment(), self.log_view)
         jwks = CachingJwks(url_for=self._jwks_url)
         self.api = HttpApiEmulator(http_api_from_template(self.resolver), self.functions.invoke, jwks)
         self.api.start(self.config.host, self.config.api_port)
@@ -210,7 +222,18 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true",
             # Every function reads the Stripe emulator's clock (tollgate.adapters.clock).
             "CLOCK_OFFSET_FILE": str(self.clock_file),
+            # INFO by default (the template says DEBUG outside prod); DEVSTACK_LOG_LEVEL=DEBUG for everything.
+            "POWERTOOLS_LOG_LEVEL": self.config.log_level.upper(),
+            # Powertools warns on every invocation that emits no metric; it says nothing a developer can act on.
+            "PYTHONWARNINGS": "ignore:No application metrics to publish:UserWarning",
         }
+
+    def _check_function_settings(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """Each function's configuration as its cold start would parse it: a bad value stops the start here."""
+        local = self.local_environment()
+        problems = settings_problems(self.template, {lid: {**spec.environment, **local} for lid, spec in specs.items()})
+        if problems:
+            raise InvalidParameters(problems)
 
     def _jwks_url(self, issuer: str) -> str:
         # The template's Cognito issuer is https://cognito-idp.<region>.amazonaws.com/<pool>; moto serves its keys.

@@ -112,7 +112,7 @@ class WebhookService:
         handler = handler_for(event)
         if handler is None:
             metrics.add_metric(name=MetricName.WEBHOOK_UNHANDLED_TYPE, unit=MetricUnit.Count, value=1)
-            logger.info("event type not handled", event_id=event.id, event_type=event.type)
+            logger.debug("event type not handled", event_id=event.id, event_type=event.type)
             return WebhookOutcome("unhandled_type", event.id)
         one_write = self.one_write_path and handler not in FETCHING_HANDLERS and isinstance(event, SnapshotEvent)
         try:
