@@ -20,7 +20,7 @@ export PYENV_VERSION := $(PYTHON_VERSION)
 # A build for the python3.13 runtime needs python3.13 on PATH (pyenv holds it).
 export PATH := $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin:$(PATH)
 
-.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock deploy python-check reconcile replay-events usage-drift clean
+.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock deploy python-check reconcile replay-events usage-drift provision clean
 
 help:
 	@echo "make dev    - install, then run the whole product locally (no AWS, no Stripe, no Docker)"
@@ -32,6 +32,7 @@ help:
 	@echo "make reconcile ARGS='--customer cus_...' (or --all) - re-project subscriptions from Stripe (docs/operations.md)"
 	@echo "make replay-events ARGS='--days 30' - apply the Stripe events whose delivery failed (docs/operations.md)"
 	@echo "make usage-drift ARGS='--day 2026-11-30 [--repair]' - compare usage sent with Stripe's meters (docs/operations.md)"
+	@echo "make provision ARGS='--plan' (or --apply, --rotate-webhook-secrets) - Stripe set up as code (docs/operations.md)"
 
 # Python 3.13 is the Lambda runtime's; without it, say so and how to get it (not a raw pyenv path error).
 python-check:
@@ -134,6 +135,9 @@ replay-events: install
 # Compares the usage ledger with Stripe's meter totals per customer, meter and day; --repair sends shortfalls.
 usage-drift: install
 	PYTHONPATH=layers/common $(PY) -m tollgate.commands.usage_drift $(ARGS)
+# The reconciler the deploy runs, from an ops machine, with the same settings (STRIPE_SECRET_ARN, PLAN_CATALOG, ...).
+provision: install
+	PYTHONPATH=layers/common $(PY) -m tollgate.commands.provision $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

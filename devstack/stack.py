@@ -25,6 +25,7 @@ import jwt
 import requests
 
 from devstack.aws_resources import CreatedResource, MotoServer, create_from_template, local_clients
+from devstack.cloudformation import CustomResourcePlayer, CustomResourceResponse, ResponseServer
 from devstack.function_logs import LogView
 from devstack.functions import FunctionHost, FunctionSpec, functions_from_template
 from devstack.http_api import HttpApiEmulator, http_api_from_template
@@ -38,8 +39,10 @@ log = logging.getLogger("devstack")
 
 STATE_DIR = ROOT / ".devstack"
 DEV_USER_EMAIL = "dev@example.com"
-# v2-only event types the webhook function takes as thin events (meter errors have no v1 snapshot event).
-THIN_EVENT_TYPES = ("v1.billing.meter.error_report_triggered", "v1.billing.meter.no_meter_found")
+# The emulator's account starts empty but for what provisioning does not own (v2 pricing plans, which
+# stripe-python 16.1.0 cannot create); everything else comes from the template's custom resource.
+LOCAL_SEED = ROOT / "devstack" / "seed-local.json"
+PROVISIONING_TYPE = "Custom::StripeProvisioning"
 # moto's Cognito signs every pool's tokens with one published key: fine for a local issuer, never for real use.
 MOTO_SIGNING_KID = "dummy"
 
@@ -91,6 +94,8 @@ class LocalStack:
         self.stream_pollers: list[StreamPoller] = []
         self.api_key = ""
         self.webhook_secrets: list[str] = []
+        self.provisioning: CustomResourceResponse | None = None
+        self.responses: ResponseServer | None = None
         self.dev_user: dict[str, str] = {}
         self.startup_seconds = 0.0
         # One clock for the stack: the emulator's offset from the wall clock, shared with every function worker.
@@ -161,11 +166,13 @@ class LocalStack:
 
         self.api_key = "sk" + "_test_" + secrets.token_hex(24)
         self.emulator = StripeEmulator(
-            api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
+            LOCAL_SEED, api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
         )
         self.emulator.clock.on_change(self._share_clock_offset)
         self.emulator.start(self.config.host, self.config.stripe_port)
 
+        # CloudFormation's response URLs for custom resources (the functions trust its certificate).
+        self.responses = ResponseServer(self.config.host)
         specs = functions_from_template(self.resolver)
         self._check_function_settings(specs)
         self.functions = FunctionHost(specs, self.local_environment(), self.log_view)
@@ -173,7 +180,8 @@ class LocalStack:
         self.api = HttpApiEmulator(http_api_from_template(self.resolver), self.functions.invoke, jwks)
         self.api.start(self.config.host, self.config.api_port)
 
-        self._register_webhooks_and_seed_secret()
+        self._put_api_key()
+        self._provision_stripe()
         if "UserPool" in self.resources:
             self.dev_user = self._create_dev_user()
         if self.config.start_pollers:
@@ -197,6 +205,9 @@ class LocalStack:
             self.functions.stop()
         if self.emulator is not None:
             self.emulator.stop()
+        if self.responses is not None:
+            self.responses.stop()
+            self.responses = None
         self.moto.stop()
         shutil.rmtree(self._clock_dir, ignore_errors=True)
 
@@ -226,6 +237,8 @@ class LocalStack:
             "POWERTOOLS_LOG_LEVEL": self.config.log_level.upper(),
             # Powertools warns on every invocation that emits no metric; it says nothing a developer can act on.
             "PYTHONWARNINGS": "ignore:No application metrics to publish:UserWarning",
+            # The local CloudFormation response URLs' certificate, trusted as Lambda trusts S3's.
+            **({"SSL_CERT_FILE": str(self.responses.ca_file)} if self.responses is not None else {}),
         }
 
     def _check_function_settings(self, specs: Mapping[str, FunctionSpec]) -> None:
@@ -252,30 +265,52 @@ class LocalStack:
         body: dict[str, Any] = response.json()
         return body
 
-    def _register_webhooks_and_seed_secret(self) -> None:
-        webhook_url = f"{self.api_url}/webhooks/stripe"
-        endpoint = self._stripe(
-            "POST",
-            "/v1/webhook_endpoints",
-            data={"url": webhook_url, "enabled_events[0]": "*", "description": "local stack"},
-        )
-        destination = self._stripe(
-            "POST",
-            "/v2/core/event_destinations",
-            json={
-                "name": "local stack (thin)",
-                "type": "webhook_endpoint",
-                "event_payload": "thin",
-                "enabled_events": list(THIN_EVENT_TYPES),
-                "webhook_endpoint": {"url": webhook_url},
-            },
-        )
-        self.webhook_secrets = [endpoint["secret"], destination["webhook_endpoint"]["signing_secret"]]
-        # What an operator puts into the secret after deploy, here with development values.
+    def _put_api_key(self) -> None:
+        """What an operator does after deploy: the API key into the stack's secret (here a development key)."""
         self.client("secretsmanager").put_secret_value(
-            SecretId=self.ref("StripeSecret"),
-            SecretString=json.dumps({"api_key": self.api_key, "webhook_secrets": self.webhook_secrets}),
+            SecretId=self.ref("StripeSecret"), SecretString=json.dumps({"api_key": self.api_key})
         )
+
+    def _provision_stripe(self) -> None:
+        """What the deploy does: CloudFormation creates the provisioning custom resource, whose function sets the
+        emulator's account up from the template (and adds the signing secrets to the secret)."""
+        assert self.functions is not None
+        assert self.responses is not None
+        functions = self.functions
+        for logical_id, spec in resources_of_type(self.resolver.template, PROVISIONING_TYPE).items():
+            token = spec["Properties"]["ServiceToken"]["Fn::GetAtt"]
+            function_id = token[0] if isinstance(token, list) else str(token).split(".", 1)[0]
+            properties = self.resolver.resolve(spec.get("Properties") or {})
+            properties["WebhookUrl"] = self._local_url(str(properties.get("WebhookUrl", "")))
+
+            def invoke(event: dict[str, Any], fid: str = function_id) -> Any:
+                return functions.invoke(fid, event)
+
+            player = CustomResourcePlayer(
+                invoke,
+                self.responses,
+                stack_name=self.config.stack_name,
+                region=self.resolver.region,
+            )
+            response = player.create(logical_id, PROVISIONING_TYPE, properties)
+            if not response.succeeded:
+                raise RuntimeError(f"{logical_id} failed: {response.reason}")
+            log.info("%s: %s", logical_id, response.reason)
+            self.provisioning = response
+            for name, value in response.data.items():
+                self.resolver.attributes[(logical_id, name)] = value
+        secret = json.loads(
+            self.client("secretsmanager").get_secret_value(SecretId=self.ref("StripeSecret"))["SecretString"]
+        )
+        self.webhook_secrets = list(secret.get("webhook_secrets") or [])
+
+    def _local_url(self, url: str) -> str:
+        """The template's public API URL (``https://<api>.execute-api.<region>.amazonaws.com/<stage>``) locally."""
+        public = f"https://{self.ref('HttpApi')}.execute-api.{self.resolver.region}.amazonaws.com"
+        stage = f"/{self.resolver.refs.get('Stage', '')}"
+        if url.startswith(public + stage):
+            return self.api_url + url[len(public + stage) :]
+        return url
 
     def _start_pollers(self) -> None:
         self._start_queue_pollers()
@@ -366,7 +401,7 @@ class LocalStack:
 
     def endpoints(self) -> dict[str, Any]:
         catalog = json.loads(str(self.resolver.refs.get("PlanCatalog") or '{"plans": []}'))
-        seed = json.loads(Path(self.emulator.seed_path).read_text()) if self.emulator.seed_path else {}
+        meters = [m.strip() for m in str(self.resolver.refs.get("UsageMeterEventNames") or "").split(",") if m.strip()]
         return {
             "api_url": self.api_url,
             "webhook_url": f"{self.api_url}/webhooks/stripe",
@@ -384,7 +419,8 @@ class LocalStack:
             "jwt": self._jwt_facts(),
             "plan_keys": [p["key"] for p in catalog.get("plans", [])],
             "price_lookup_keys": [p.get("price_lookup_key") for p in catalog.get("plans", [])],
-            "meter_event_names": [m["event_name"] for m in seed.get("meters", [])],
+            "meter_event_names": meters,
+            "stripe_provisioning": self.provisioning.data if self.provisioning else {},
         }
 
     def _jwt_facts(self) -> dict[str, Any]:

@@ -89,3 +89,14 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, dict):
         return list(value.values())
     return [value]
+
+
+def merge_metadata(current: dict[str, Any], update: Any) -> dict[str, Any]:
+    """Stripe's metadata update: keys are set, an empty value unsets one, the others stay."""
+    merged = dict(current)
+    for key, value in dict(update or {}).items():
+        if value in ("", None):
+            merged.pop(key, None)
+        else:
+            merged[str(key)] = str(value)
+    return merged

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .domain.catalog import Catalog
-from .domain.entitlements import Entitlements
+from .domain.entitlements import Entitlements, feature_id
 from .domain.meters import Meters
 from .domain.portal import PortalConfigurations
 from .store import Store
@@ -31,12 +31,16 @@ class SeedLoader:
         for meter in seed.get("meters", []):
             self._meter(meter)
         for feature in seed.get("features", []):
-            self.entitlements.make_feature(feature["lookup_key"], feature.get("name"))
+            self.entitlements.make_feature(
+                feature["lookup_key"], feature.get("name"), oid=feature_id(feature["lookup_key"])
+            )
         for prod in seed.get("products", []):
             self._product(prod)
         for plan in seed.get("pricing_plans", []):
             self.catalog.add_pricing_plan(plan)
-        self._default_portal_configuration()
+        if seed.get("products"):
+            # A seeded catalog comes with a saved default portal configuration; an empty account has none.
+            self._default_portal_configuration()
 
     def _meter(self, meter: dict[str, Any]) -> None:
         self.meters.make_meter(
@@ -96,6 +100,7 @@ class SeedLoader:
                     },
                     "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
                     "payment_method_update": {"enabled": True},
+                    "invoice_history": {"enabled": True},
                 }
             },
             oid="bpc_default",

@@ -96,6 +96,7 @@ def test_functions_get_globals_and_their_own_environment_resolved_to_local_resou
         "UsageFunction",
         "PublisherFunction",
         "UsageDriftFunction",
+        "ProvisionerFunction",
     }
     checkout = specs["CheckoutFunction"]
     assert checkout.code_dir == ROOT / "functions/checkout/"

@@ -9,6 +9,7 @@ import requests
 
 from devstack.stack import LocalStack
 from devstack.template import load_template
+from tollgate.services.webhook_handlers import SNAPSHOT_HANDLERS
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +46,26 @@ def test_protected_routes_need_a_token_from_the_local_issuer(local_stack: LocalS
     assert pool.invocations == before + 2
 
 
-def test_webhook_url_is_registered_and_the_secret_holds_development_values(local_stack: LocalStack) -> None:
+def test_the_stack_is_provisioned_by_its_custom_resource_and_the_secret_holds_the_signing_secrets(
+    local_stack: LocalStack,
+) -> None:
     # Given the stack's Stripe secret in the local Secrets Manager
     secret_arn = local_stack.ref("StripeSecret")
     value = json.loads(local_stack.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
-    # Then it holds a test-mode key and the signing secrets of the endpoints registered for the local webhook URL
+    # Then it holds the development key and the signing secrets the provisioner added for the local webhook URL
     assert value["api_key"].startswith("sk" + "_test_")
     assert len(value["webhook_secrets"]) == 2
     headers = {"Authorization": f"Bearer {value['api_key']}"}
     endpoints = requests.get(f"{local_stack.stripe_url}/v1/webhook_endpoints", headers=headers, timeout=10).json()
-    urls = {(e["url"], tuple(e["enabled_events"])) for e in endpoints["data"]}
-    assert (f"{local_stack.api_url}/webhooks/stripe", ("*",)) in urls
+    [endpoint] = endpoints["data"]
+    assert endpoint["url"] == f"{local_stack.api_url}/webhooks/stripe"
+    assert sorted(endpoint["enabled_events"]) == sorted(SNAPSHOT_HANDLERS)
+    # And the custom resource answered CloudFormation's request with the plan it applied
+    assert local_stack.provisioning is not None
+    assert local_stack.provisioning.succeeded
+    assert local_stack.provisioning.data["PortalConfigurationId"].startswith("bpc_")
+    assert local_stack.functions is not None
+    assert local_stack.functions.pools["ProvisionerFunction"].invocations >= 1
 
 
 def test_the_usage_mapping_honours_the_templates_maximum_concurrency(local_stack: LocalStack) -> None:

@@ -134,3 +134,82 @@ def test_another_user_gets_404_and_never_the_paying_users_customer(
     mapping = directory(local_stack)
     assert mapping.customer_for_user(intruder) is None
     assert mapping.user_for_customer(victim_customer) == victim_user
+
+
+def offered_prices(page_text: str) -> set[str]:
+    """The prices the hosted portal offers to switch to (its "Switch to <price>" buttons)."""
+    import re
+
+    return set(re.findall(r">Switch to (price_[A-Za-z0-9_]+)<", page_text))
+
+
+def catalog_prices(stack: LocalStack) -> dict[str, str]:
+    """price id -> plan key, for every seat price of the template's catalog (as provisioned in the emulator)."""
+    import json
+
+    from tollgate.config import PlanCatalog
+
+    catalog = PlanCatalog.model_validate(json.loads(str(load_template()["Parameters"]["PlanCatalog"]["Default"])))
+    by_key = {p["lookup_key"]: p["id"] for p in stack.emulator.store.all("price") if p["lookup_key"]}
+    return {by_key[k]: plan.key for plan in catalog.plans for k in plan.licensed_lookup_keys()}
+
+
+def subscription_plan(stack: LocalStack, token: str, expected: str) -> str | None:
+    """``plan`` of GET /billing/subscription once the webhook projected the switch (or the last seen)."""
+    deadline = time.monotonic() + 15
+    plan = None
+    while time.monotonic() < deadline:
+        response = requests.get(f"{stack.api_url}/billing/subscription", headers=bearer(token), timeout=TIMEOUT)
+        assert response.status_code == 200, response.text
+        plan = response.json()["plan"]
+        if plan == expected:
+            return plan
+        time.sleep(0.3)
+    return plan
+
+
+def test_the_portal_offers_only_the_catalogs_prices_and_every_switch_leaves_a_known_plan(
+    local_stack: LocalStack,
+) -> None:
+    # Given a paying starter user, and a price someone added by hand to the Team product (not in the catalog)
+    user_id = new_user()
+    token = local_stack.token_for(user_id, f"{user_id}@example.com")
+    created = requests.post(
+        f"{local_stack.api_url}/checkout/sessions", headers=bearer(token), json={"plan": "starter"}, timeout=TIMEOUT
+    )
+    assert created.status_code == 200, created.text
+    pay_on_hosted_page(created.json()["url"])
+    known = catalog_prices(local_stack)
+    team_product = local_stack.emulator.store.get(next(p for p, k in known.items() if k == "team"))["product"]
+    stray = requests.post(
+        f"{local_stack.stripe_url}/v1/prices",
+        headers={"Authorization": f"Bearer {local_stack.api_key}"},
+        data={
+            "product": team_product,
+            "currency": "usd",
+            "unit_amount": "29000",
+            "recurring[interval]": "year",
+            "lookup_key": "team_yearly_by_hand",
+        },
+        timeout=TIMEOUT,
+    ).json()
+    # When they open the portal
+    session = requests.post(f"{local_stack.api_url}/portal/sessions", headers=bearer(token), timeout=TIMEOUT)
+    assert session.status_code == 200, session.text
+    url = session.json()["url"]
+    page = requests.get(url, timeout=TIMEOUT).text
+    # Then it offers exactly the catalog's other seat prices, never the hand-made one
+    current = next(p for p, k in known.items() if k == "starter")
+    assert offered_prices(page) == set(known) - {current}
+    assert stray["id"] not in page
+    # And a switch to the hand-made price is refused by the portal
+    subscription = local_stack.emulator.store.get(created.json()["id"], "checkout.session")["subscription"]
+    refused = requests.post(
+        url + "/action", data={"action": "switch", "subscription": subscription, "price": stray["id"]}, timeout=TIMEOUT
+    )
+    assert refused.status_code == 400
+    # When they switch to each offered price in turn, Then GET /billing/subscription shows that price's plan
+    for price_id, plan_key in [*((p, k) for p, k in known.items() if p != current), (current, "starter")]:
+        switched = submit_form(url, f"Switch to {price_id}")
+        assert switched.status_code in (200, 302, 303), switched.text
+        assert subscription_plan(local_stack, token, plan_key) == plan_key

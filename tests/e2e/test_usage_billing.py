@@ -16,7 +16,8 @@ from tollgate.adapters.sqs import UsageProducer
 
 pytestmark = pytest.mark.e2e
 
-METERED_PRICE = "price_api_tokens"  # devstack/seed.json: metered price on the api_tokens meter
+# The template's catalog: a metered price on the api_tokens meter, provisioned when the stack starts.
+METERED_LOOKUP_KEY = "api_tokens_metered"
 
 
 def stripe_call(stack: LocalStack, method: str, path: str, **kwargs: object) -> dict[str, object]:
@@ -53,7 +54,8 @@ def test_usage_of_a_subscribed_user_reaches_the_customers_meter_totals(local_sta
     # Given a user who subscribed through Checkout and also holds the metered API-token price
     user_id = "user-usage-" + secrets.token_hex(4)
     customer = subscribe_through_checkout(local_stack, user_id)
-    stripe_call(local_stack, "POST", "/v1/subscriptions", data={"customer": customer, "items[0][price]": METERED_PRICE})
+    [metered] = stripe_call(local_stack, "GET", "/v1/prices", params={"lookup_keys[]": METERED_LOOKUP_KEY})["data"]  # type: ignore[misc]
+    stripe_call(local_stack, "POST", "/v1/subscriptions", data={"customer": customer, "items[0][price]": metered["id"]})
     meter = next(
         m for m in stripe_call(local_stack, "GET", "/v1/billing/meters")["data"] if m["event_name"] == "api_tokens"
     )  # type: ignore[index,union-attr]

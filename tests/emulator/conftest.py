@@ -158,6 +158,7 @@ def hooks(emu: StripeEmulator, client: stripe.StripeClient, receiver: Receiver) 
             "event_payload": "thin",
             "enabled_events": ["*"],
             "webhook_endpoint": {"url": receiver.url + "/thin"},
+            "include": ["webhook_endpoint.signing_secret"],
         }
     )
     return Hooks(client, emu, receiver, str(we.secret), str(dest.webhook_endpoint.signing_secret))

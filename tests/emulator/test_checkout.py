@@ -44,6 +44,7 @@ def test_hosted_checkout_delivers_verified_events_in_order_with_retries(
             "event_payload": "thin",
             "enabled_events": ["v1.checkout.session.completed", "v1.customer.subscription.created"],
             "webhook_endpoint": {"url": receiver.url + "/thin"},
+            "include": ["webhook_endpoint.signing_secret"],
         }
     )
     thin_secret = dest.webhook_endpoint.signing_secret
@@ -228,6 +229,7 @@ def test_pricing_plan_session_needs_preview_version(
             "event_payload": "thin",
             "enabled_events": ["v2.billing.pricing_plan_subscription.servicing_activated"],
             "webhook_endpoint": {"url": receiver.url},
+            "include": ["webhook_endpoint.signing_secret"],
         }
     )
     cs = client.v1.checkout.sessions.create(params, {"stripe_version": "2025-09-30.preview"})

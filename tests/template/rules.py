@@ -550,7 +550,16 @@ def check_domain_events_from_the_stream(template: Template) -> list[str]:  # noq
 
 
 REQUIRED_OUTPUTS = frozenset(
-    {"ApiUrl", "WebhookUrl", "UsageQueueUrl", "UsageQueueArn", "TableName", "StripeSecretArn", "EventBusName"}
+    {
+        "ApiUrl",
+        "WebhookUrl",
+        "UsageQueueUrl",
+        "UsageQueueArn",
+        "TableName",
+        "StripeSecretArn",
+        "EventBusName",
+        "StripeProvisioning",
+    }
 )
 
 
@@ -563,6 +572,58 @@ def check_outputs(template: Template) -> list[str]:
     webhook = str((outputs.get("WebhookUrl") or {}).get("Value", ""))
     if "/webhooks/stripe" not in webhook:
         findings.append("output WebhookUrl does not end at the webhook route")
+    return findings
+
+
+# ---------------------------------------------------------------- Stripe set up as code
+
+PROVISIONING_TYPE = "Custom::StripeProvisioning"
+PROVISIONER_ACTIONS = frozenset({"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"})
+# What the custom resource must receive: the very template values the functions read.
+PROVISIONING_INPUTS = {
+    "PlanCatalog": {"Ref": "PlanCatalog"},
+    "UsageMeterEventNames": {"Ref": "UsageMeterEventNames"},
+    "PortalReturnUrl": {"Ref": "PortalReturnUrl"},
+    "Owner": {"Ref": "AWS::StackName"},
+}
+
+
+def _function_actions(fn: dict[str, Any]) -> set[str]:
+    actions: set[str] = set()
+    for policy in as_list(fn.get("Properties", {}).get("Policies")):
+        if isinstance(policy, dict):
+            for statement in as_list(policy.get("Statement")):
+                actions |= {str(a) for a in as_list(statement.get("Action"))}
+    return actions
+
+
+def check_stripe_provisioning(template: Template) -> list[str]:
+    """Stripe is provisioned inside the deployment by one custom resource whose function belongs to this template,
+    fed the same catalog, meters and URLs the functions use; that function may only read and write the Stripe
+    secret, and no other function may write it."""
+    findings: list[str] = []
+    provisioning = resources(template, PROVISIONING_TYPE)
+    if len(provisioning) != 1:
+        return [f"expected one {PROVISIONING_TYPE}, found {len(provisioning)}"]
+    [(name, resource)] = provisioning.items()
+    props = resource.get("Properties", {})
+    token = props.get("ServiceToken")
+    provisioner = referenced_name(token)
+    fns = functions(template)
+    if provisioner not in fns or "Fn::GetAtt" not in (token or {}):
+        return [f"{name}: ServiceToken is not a function of this template"]
+    for key, expected in PROVISIONING_INPUTS.items():
+        if props.get(key) != expected:
+            findings.append(f"{name}: {key} is not {expected}")
+    webhook_output = (template.get("Outputs", {}).get("WebhookUrl") or {}).get("Value")
+    if props.get("WebhookUrl") != webhook_output:
+        findings.append(f"{name}: WebhookUrl differs from the WebhookUrl output")
+    extra = _function_actions(fns[provisioner]) - PROVISIONER_ACTIONS
+    if extra:
+        findings.append(f"{provisioner}: actions beyond the Stripe secret: {sorted(extra)}")
+    for fn_name, fn in fns.items():
+        if fn_name != provisioner and "secretsmanager:PutSecretValue" in _function_actions(fn):
+            findings.append(f"{fn_name}: may write the Stripe secret (only {provisioner} may)")
     return findings
 
 
@@ -584,4 +645,5 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_alarms,
     check_outputs,
     check_domain_events_from_the_stream,
+    check_stripe_provisioning,
 )

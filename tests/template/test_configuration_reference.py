@@ -7,8 +7,6 @@ import contextlib
 import re
 from typing import Any
 
-import pytest
-
 from tests.support.template import ROOT, load_template
 from tollgate.config import Settings
 from tollgate.errors import ConfigurationError
@@ -66,8 +64,42 @@ def test_control_an_undocumented_name_is_noticed() -> None:
     assert "SOME_NEW_SETTING" not in DOCUMENTED
 
 
-def test_every_handled_stripe_event_type_is_in_the_subscription_list() -> None:
-    handlers = pytest.importorskip("tollgate.services.webhook_handlers", reason="the webhook handlers have not landed")
-    handled = set(handlers.SNAPSHOT_HANDLERS) | set(handlers.THIN_HANDLERS)
-    missing = handled - DOCUMENTED
-    assert not missing, f"add these event types to README.md's 'Point Stripe at the webhook': {sorted(missing)}"
+def deploy_section() -> str:
+    return README.split("## Deploy\n", 1)[1].split("\n## ", 1)[0]
+
+
+MANUAL_STEPS = ("Dashboard", "Add destination", "copy its signing secret", "enabled_events")
+
+
+def manual_steps(section: str) -> list[str]:
+    """Phrases of a hand-made Stripe setup (Dashboard clicks, endpoints and secrets copied by hand)."""
+    return [phrase for phrase in MANUAL_STEPS if phrase in section]
+
+
+def test_the_deploy_section_is_sam_deploy_and_the_api_key_and_no_dashboard_step() -> None:
+    # Given README's deploy section
+    section = deploy_section()
+    # Then it deploys and puts the key, and names where the subscribed event types come from
+    assert "sam deploy" in section
+    assert '{"api_key"' in section
+    assert "`SNAPSHOT_HANDLERS`, `THIN_HANDLERS`" in section
+    # And it asks for nothing by hand in the Stripe Dashboard
+    assert manual_steps(section) == []
+
+
+def test_control_the_old_manual_steps_would_be_caught() -> None:
+    old = (
+        "3. **Point Stripe at the webhook.** In the Dashboard (Developers → Webhooks → Add destination) or with the "
+        "API, create an endpoint / event destination whose URL is the stack's `WebhookUrl` output, then copy its "
+        "signing secret into `webhook_secrets` (step 2)."
+    )
+    assert manual_steps(old) == ["Dashboard", "Add destination", "copy its signing secret"]
+
+
+def test_the_provisioned_endpoints_subscribe_to_exactly_the_handler_tables() -> None:
+    # The deploy subscribes to what the code handles: a handler added to a table is in the next deploy's description.
+    from tollgate.services import provisioning, webhook_handlers
+
+    snapshot, thin = provisioning.endpoint_specs("https://api.example/webhooks/stripe", "2026-10-28.endive")
+    assert set(snapshot.events) == set(webhook_handlers.SNAPSHOT_HANDLERS)
+    assert set(thin.events) == set(webhook_handlers.THIN_HANDLERS)

@@ -46,7 +46,8 @@ def test_real_template_has_no_findings(real_template: Template, check: rules.Che
 
 def test_the_template_has_what_the_rules_look_at(real_template: Template) -> None:
     # Guards against rules passing vacuously (no functions, no routes, no queues to check).
-    assert len(rules.functions(real_template)) == 6
+    assert len(rules.functions(real_template)) == 7
+    assert rules.resources(real_template, rules.PROVISIONING_TYPE)
     routes = {(p["Method"], p["Path"]) for _, _, p in rules.http_api_routes(real_template)}
     assert routes > rules.PUBLIC_ROUTES
     assert ("POST", "/checkout/sessions") in routes
@@ -443,3 +444,48 @@ def test_domain_event_publishing_drift_is_caught(template: Template, mutate: Mut
     # Given the stack with one part of publishing from the table's stream broken / Then the rule names it
     mutate(template)
     assert expected in rules.check_domain_events_from_the_stream(template)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: t["Resources"].pop("StripeProvisioning"), "expected one Custom::StripeProvisioning"),
+        (
+            lambda t: props(t, "StripeProvisioning").update(ServiceToken="arn:aws:lambda:us-east-1:1:function:x"),
+            "ServiceToken is not a function of this template",
+        ),
+        (
+            lambda t: props(t, "StripeProvisioning").update(PlanCatalog='{"plans": []}'),
+            "PlanCatalog is not",
+        ),
+        (
+            lambda t: props(t, "StripeProvisioning").update(WebhookUrl="https://elsewhere.example/hook"),
+            "WebhookUrl differs",
+        ),
+        (
+            lambda t: props(t, "ProvisionerFunction")["Policies"][0]["Statement"].append(
+                {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": {"Fn::GetAtt": ["BillingTable", "Arn"]}}
+            ),
+            "ProvisionerFunction: actions beyond the Stripe secret",
+        ),
+        (
+            lambda t: props(t, "WebhookFunction")["Policies"][0]["Statement"].append(
+                {"Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": {"Ref": "StripeSecret"}}
+            ),
+            "WebhookFunction: may write the Stripe secret",
+        ),
+    ],
+)
+def test_stripe_provisioning_drift_is_caught(template: Template, mutate: Mutation, expected: str) -> None:
+    mutate(template)
+    findings = rules.check_stripe_provisioning(template)
+    assert any(expected in f for f in findings), findings
+
+
+def test_the_provisioner_has_a_log_group_and_an_errors_alarm_like_every_function(template: Template) -> None:
+    # Given the provisioner without its alarm and logging to a default group
+    template["Resources"].pop("ProvisionerErrorsAlarm")
+    props(template, "ProvisionerFunction").pop("LoggingConfig")
+    # Then the generic rules name it
+    assert rules.check_alarms(template) == ["ProvisionerFunction: no Errors alarm"]
+    assert rules.check_log_retention(template) == ["ProvisionerFunction: does not log to a log group with retention"]

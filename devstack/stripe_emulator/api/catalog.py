@@ -1,4 +1,4 @@
-"""`/v1/products`, `/v1/prices` (lookup keys) and `/v2/billing/pricing_plans`."""
+"""`/v1/products` and `/v1/prices` (create, update, archive; lookup keys) and `/v2/billing/pricing_plans`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class ProductsApi:
             RouteSpec("GET", "/v1/products", self.list_),
             RouteSpec("POST", "/v1/products", self.create),
             RouteSpec("GET", "/v1/products/{id}", self.retrieve),
+            RouteSpec("POST", "/v1/products/{id}", self.update),
         ]
 
     def list_(self, req: Request) -> Obj:
@@ -35,6 +36,10 @@ class ProductsApi:
     def retrieve(self, req: Request) -> Obj:
         return self.store.render(self.store.get(req.path_params["id"], "product"), req.expand)
 
+    def update(self, req: Request) -> Obj:
+        product = self.store.get(req.path_params["id"], "product")
+        return self.store.render(self.catalog.update_product(product, req.params), req.expand)
+
 
 class PricesApi:
     def __init__(self, store: Store, catalog: Catalog) -> None:
@@ -46,6 +51,7 @@ class PricesApi:
             RouteSpec("GET", "/v1/prices", self.list_),
             RouteSpec("POST", "/v1/prices", self.create),
             RouteSpec("GET", "/v1/prices/{id}", self.retrieve),
+            RouteSpec("POST", "/v1/prices/{id}", self.update),
         ]
 
     def list_(self, req: Request) -> Obj:
@@ -61,12 +67,17 @@ class PricesApi:
         return paginate(self.store, objs, req.params, "/v1/prices", req.expand)
 
     def create(self, req: Request) -> Obj:
-        if not req.params.get("product"):
-            raise missing_param("product")
+        for field in ("product", "currency"):
+            if not req.params.get(field):
+                raise missing_param(field)
         return self.store.render(self.catalog.make_price(req.params), req.expand)
 
     def retrieve(self, req: Request) -> Obj:
         return self.store.render(self.store.get(req.path_params["id"], "price"), req.expand)
+
+    def update(self, req: Request) -> Obj:
+        price = self.store.get(req.path_params["id"], "price")
+        return self.store.render(self.catalog.update_price(price, req.params), req.expand)
 
 
 class PricingPlansApi:

@@ -7,6 +7,7 @@ from typing import Any
 from devstack.stripe_emulator.clock import Clock
 from devstack.stripe_emulator.domain.portal import FLOW_TYPES, PortalConfigurations
 from devstack.stripe_emulator.errors import invalid, missing_param
+from devstack.stripe_emulator.forms import as_bool
 from devstack.stripe_emulator.ids import new_id
 from devstack.stripe_emulator.routing import Request, RouteSpec
 from devstack.stripe_emulator.store import Obj, Store, paginate
@@ -37,7 +38,15 @@ class PortalApi:
             raise missing_param("customer")
         customer = self.store.get(str(p["customer"]), "customer", "customer")
         conf_id = p.get("configuration") or self.configurations.default_id()
+        if conf_id is None:
+            raise invalid(
+                "No configuration provided and your test mode default configuration has not been created. Provide "
+                "a configuration or create your default by saving your customer portal settings in test mode.",
+                param="configuration",
+            )
         conf = self.store.get(str(conf_id), "billing_portal.configuration", "configuration")
+        if not conf["active"]:
+            raise invalid(f"The configuration {conf['id']} is not active.", param="configuration")
         flow_data = p.get("flow_data")
         flow = self._flow(flow_data, customer, conf) if flow_data else None
         bps_id = new_id("bps", 24)
@@ -97,9 +106,11 @@ class PortalApi:
 
     def update_configuration(self, req: Request) -> Obj:
         conf = self.store.get(req.path_params["id"], "billing_portal.configuration")
-        fresh = self.configurations.make({**req.params}, oid=conf["id"], is_default=conf["is_default"])
-        return self.store.render(fresh, req.expand)
+        return self.store.render(self.configurations.apply(conf, req.params), req.expand)
 
     def list_configurations(self, req: Request) -> Obj:
         objs = self.store.all("billing_portal.configuration")
+        for flag in ("active", "is_default"):
+            if flag in req.params:
+                objs = [o for o in objs if o[flag] == as_bool(req.params[flag])]
         return paginate(self.store, objs, req.params, "/v1/billing_portal/configurations", req.expand)

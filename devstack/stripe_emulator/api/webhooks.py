@@ -1,4 +1,5 @@
-"""`/v1/webhook_endpoints` and `/v2/core/event_destinations` (snapshot or thin payloads)."""
+"""`/v1/webhook_endpoints` and `/v2/core/event_destinations` (snapshot or thin payloads): create, update,
+list, disable. Signing secrets are shown only in the create response (v2: with ``include``), like Stripe."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from devstack.stripe_emulator.clock import Clock
 from devstack.stripe_emulator.errors import invalid, missing_param
-from devstack.stripe_emulator.forms import as_bool, as_list
+from devstack.stripe_emulator.forms import as_bool, as_list, merge_metadata
 from devstack.stripe_emulator.ids import new_id, webhook_secret
 from devstack.stripe_emulator.isotime import iso
 from devstack.stripe_emulator.routing import Request, RouteSpec
@@ -46,7 +47,7 @@ class WebhookEndpointsApi:
             "description": p.get("description"),
             "enabled_events": events,
             "livemode": False,
-            "metadata": dict(p.get("metadata") or {}),
+            "metadata": merge_metadata({}, p.get("metadata")),
             "status": "enabled",
             "url": str(p["url"]),
         }
@@ -71,6 +72,10 @@ class WebhookEndpointsApi:
             we["status"] = "disabled" if as_bool(p["disabled"]) else "enabled"
         if "description" in p:
             we["description"] = p["description"] or None
+        if "metadata" in p:
+            we["metadata"] = merge_metadata(we["metadata"], p["metadata"])
+        if "api_version" in p:
+            raise invalid("Received unknown parameter: api_version", param="api_version")
         return self.store.render(we)
 
     def delete(self, req: Request) -> Obj:
@@ -93,14 +98,20 @@ class EventDestinationsApi:
             RouteSpec("POST", "/v2/core/event_destinations", self.create),
             RouteSpec("GET", "/v2/core/event_destinations", self.list_),
             RouteSpec("GET", "/v2/core/event_destinations/{id}", self.retrieve),
+            RouteSpec("POST", "/v2/core/event_destinations/{id}", self.update),
             RouteSpec("DELETE", "/v2/core/event_destinations/{id}", self.delete),
             RouteSpec("POST", "/v2/core/event_destinations/{id}/disable", self.disable),
             RouteSpec("POST", "/v2/core/event_destinations/{id}/enable", self.enable),
         ]
 
-    def _render(self, dest: Obj, include: list[Any]) -> Obj:
+    def _render(self, dest: Obj, include: list[Any], *, creating: bool = False) -> Obj:
+        """Stripe redacts the URL unless included, and shows the signing secret only when creating."""
         out = self.store.render(dest)
-        if "webhook_endpoint.signing_secret" in include or "webhook_endpoint.url" in include:
+        out["webhook_endpoint"] = {
+            "signing_secret": None,
+            "url": dest["webhook_endpoint"]["url"] if "webhook_endpoint.url" in include else None,
+        }
+        if creating and "webhook_endpoint.signing_secret" in include:
             out["webhook_endpoint"]["signing_secret"] = self.store.side(dest["id"])["secret"]
         return out
 
@@ -127,7 +138,7 @@ class EventDestinationsApi:
             "event_payload": p["event_payload"],
             "events_from": p.get("events_from") or ["self"],
             "livemode": False,
-            "metadata": dict(p.get("metadata") or {}),
+            "metadata": merge_metadata({}, p.get("metadata")),
             "name": p["name"],
             "snapshot_api_version": p.get("snapshot_api_version")
             or (self.api_version if p["event_payload"] == "snapshot" else None),
@@ -139,7 +150,26 @@ class EventDestinationsApi:
         }
         self.store.put(dest)
         self.store.side(dest["id"])["secret"] = webhook_secret()
-        return self._render(dest, ["webhook_endpoint.signing_secret"])
+        return self._render(dest, as_list(p.get("include")), creating=True)
+
+    def update(self, req: Request) -> Obj:
+        dest = self.store.get(req.path_params["id"], DESTINATION)
+        p = req.params
+        if "enabled_events" in p:
+            events = [str(e) for e in as_list(p["enabled_events"])]
+            if not events:
+                raise invalid("enabled_events cannot be empty.", param="enabled_events")
+            dest["enabled_events"] = events
+        for key in ("name", "description"):
+            if key in p:
+                dest[key] = str(p[key])
+        if "metadata" in p:
+            dest["metadata"] = merge_metadata(dest["metadata"], p["metadata"])
+        url = (p.get("webhook_endpoint") or {}).get("url")
+        if url:
+            dest["webhook_endpoint"]["url"] = str(url)
+        dest["updated"] = iso(self.clock.now_int())
+        return self._render(dest, as_list(p.get("include")))
 
     def retrieve(self, req: Request) -> Obj:
         dest = self.store.get(req.path_params["id"], DESTINATION)

@@ -1,4 +1,5 @@
-"""Entitlements: features attached to products (seeded), and each customer's active entitlements.
+"""Entitlements: features (created, renamed, archived), features attached to products (product features), and
+each customer's active entitlements.
 
 A customer's active entitlements are the features of the products on their subscriptions whose status is in
 `ENTITLED_STATUSES`. After every `customer.subscription.*` event the set is recomputed and, when it changed,
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from devstack.stripe_emulator.errors import invalid, not_found
 from devstack.stripe_emulator.events import EventBus
+from devstack.stripe_emulator.forms import as_bool, merge_metadata
 from devstack.stripe_emulator.ids import new_id
 from devstack.stripe_emulator.store import Obj, Store
 
+FEATURE = "entitlements.feature"
 # Subscription statuses that keep the product's entitlements active.
 ENTITLED_STATUSES = ("trialing", "active", "past_due")
 
@@ -27,22 +31,58 @@ class Entitlements:
         self.store = store
         self.events = events
 
-    def make_feature(self, lookup_key: str, name: str | None = None) -> Obj:
+    def make_feature(
+        self, lookup_key: str, name: str | None = None, metadata: dict[str, Any] | None = None, oid: str | None = None
+    ) -> Obj:
+        """A feature; its lookup key is unique in the account (archived features keep theirs)."""
+        if self.feature_by_lookup_key(lookup_key) is not None:
+            raise invalid(f"A feature with lookup_key {lookup_key} already exists.", param="lookup_key")
         return self.store.put(
             {
-                "id": feature_id(lookup_key),
-                "object": "entitlements.feature",
+                "id": oid or new_id("feat_test", 32),
+                "object": FEATURE,
                 "active": True,
                 "livemode": False,
                 "lookup_key": lookup_key,
-                "metadata": {},
+                "metadata": merge_metadata({}, metadata),
                 "name": name or lookup_key.replace("_", " ").title(),
             }
         )
 
+    def feature_by_lookup_key(self, lookup_key: str) -> Obj | None:
+        return next((f for f in self.store.all(FEATURE) if f["lookup_key"] == lookup_key), None)
+
+    def update_feature(self, feature: Obj, params: dict[str, Any]) -> Obj:
+        if "name" in params:
+            if not params["name"]:
+                raise invalid("name cannot be empty.", param="name")
+            feature["name"] = str(params["name"])
+        if "active" in params:
+            feature["active"] = as_bool(params["active"])
+        if "metadata" in params:
+            feature["metadata"] = merge_metadata(feature["metadata"], params["metadata"])
+        for links in (self.store.side(pid).get("features", []) for pid in self._products_with_features()):
+            for link in links:
+                if link["entitlement_feature"]["id"] == feature["id"]:
+                    link["entitlement_feature"] = dict(feature)
+        return feature
+
+    def _products_with_features(self) -> list[str]:
+        return [p["id"] for p in self.store.all("product") if self.store.side(p["id"]).get("features")]
+
     def attach(self, product_id: str, lookup_key: str) -> Obj:
-        """A product_feature linking a product to a feature (created on demand)."""
-        feature = self.store.find(feature_id(lookup_key)) or self.make_feature(lookup_key)
+        """Seeding: attach the feature with this lookup key (made on demand, with the seed's fixed id)."""
+        feature = self.feature_by_lookup_key(lookup_key) or self.make_feature(lookup_key, oid=feature_id(lookup_key))
+        return self.attach_feature(product_id, feature)
+
+    def attach_feature(self, product_id: str, feature: Obj) -> Obj:
+        """A product_feature linking a product to an active feature, once per product."""
+        if not feature["active"]:
+            raise invalid("An archived feature cannot be attached to a product.", param="entitlement_feature")
+        if any(link["entitlement_feature"]["id"] == feature["id"] for link in self.product_features(product_id)):
+            raise invalid(
+                f"The feature {feature['id']} is already attached to this product.", param="entitlement_feature"
+            )
         link: Obj = {
             "id": new_id("prodft", 24),
             "object": "product_feature",
@@ -51,6 +91,14 @@ class Entitlements:
         }
         self.store.side(product_id).setdefault("features", []).append(link)
         return link
+
+    def detach(self, product_id: str, link_id: str) -> Obj:
+        links = self.store.side(product_id).setdefault("features", [])
+        link = next((link for link in links if link["id"] == link_id), None)
+        if link is None:
+            raise not_found("product_feature", link_id)
+        links.remove(link)
+        return {"id": link_id, "object": "product_feature", "deleted": True}
 
     def product_features(self, product_id: str) -> list[Obj]:
         return list(self.store.side(product_id).get("features", []))

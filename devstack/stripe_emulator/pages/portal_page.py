@@ -21,7 +21,7 @@ def _shows(flow: dict[str, Any], flow_type: str) -> bool:
     return flow.get("type") in (None, flow_type)
 
 
-def _subscription_block(sub: Obj, conf: Obj, flow: dict[str, Any], action: str) -> str:
+def _subscription_block(sub: Obj, conf: Obj, flow: dict[str, Any], action: str, offered: list[str]) -> str:
     features = conf["features"]
     item = first_item(sub)
     parts = [
@@ -32,7 +32,7 @@ def _subscription_block(sub: Obj, conf: Obj, flow: dict[str, Any], action: str) 
     if features["subscription_cancel"]["enabled"] and _shows(flow, "subscription_cancel"):
         parts.append(button(action, "Resume" if sub["cancel_at_period_end"] else "Cancel", fields))
     if features["subscription_update"]["enabled"] and _shows(flow, "subscription_update"):
-        for price_id in allowed_prices(conf):
+        for price_id in offered:
             if price_id != item["price"]["id"]:
                 switch = button(action, "Switch", {**fields, "price": price_id})
                 parts.append(switch.replace(">Switch<", f">Switch to {escape(price_id)}<"))
@@ -80,7 +80,9 @@ class PortalPage:
         if focus:
             subs = [s for s in subs if s["id"] == focus]
         parts = [f"<p>Flow: <code>{escape(str(flow.get('type') or 'portal_homepage'))}</code></p>"]
-        parts.extend(_subscription_block(sub, conf, flow, action) for sub in subs)
+        # Exactly the configuration's products and prices, as Stripe's portal offers them (archived ones never).
+        offered = allowed_prices(conf, self.store)
+        parts.extend(_subscription_block(sub, conf, flow, action, offered) for sub in subs)
         if conf["features"]["payment_method_update"]["enabled"] and _shows(flow, "payment_method_update"):
             parts.append(_card_buttons(action))
         if session.get("return_url"):
@@ -115,7 +117,7 @@ class PortalPage:
             self.actions.cancel_or_resume(sub, act == "cancel", conf)
         elif act == "switch" and sub is not None:
             price_id = str(params.get("price") or "")
-            if price_id not in allowed_prices(conf):
+            if price_id not in allowed_prices(conf, self.store):
                 return page("Customer portal", "<p class='error'>That plan is not offered.</p>", 400)
             self.actions.switch(sub, price_id, conf)
         elif act.startswith("update_card"):

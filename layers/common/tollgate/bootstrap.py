@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     import stripe
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
     from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
     from tollgate.adapters.dynamodb.subscription_repository import DynamoSubscriptionRepository
+    from tollgate.adapters.secrets_manager import SecretsManagerSigningSecrets
     from tollgate.domain.access import AccessPolicy
     from tollgate.ports.messaging import DomainEventPublisher
     from tollgate.ports.storage import RateLimiter, RequestWindows
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from tollgate.services.event_replay import EventReplay
     from tollgate.services.plan_changes import PlanChangeService
     from tollgate.services.portal import PortalService
+    from tollgate.services.provisioning import Provisioner, StackProvisioning
     from tollgate.services.reconcile import Reconciler
     from tollgate.services.subscription_writes import SubscriptionWriter
     from tollgate.services.success_page import SuccessPageCheck
@@ -150,6 +153,12 @@ class Container:
 
         return aws.events_client()
 
+    @lazy
+    def secretsmanager(self) -> SecretsManagerClient:
+        from tollgate.adapters import aws
+
+        return aws.secretsmanager_client()
+
     # ----------------------------------------------------------------------------------------- adapters
     @lazy
     def customer_directory(self) -> DynamoCustomerDirectory:
@@ -186,6 +195,12 @@ class Container:
         if not self.settings.event_bus_name:
             return LogOnlyPublisher()
         return EventBridgePublisher(self.events, self.settings.event_bus_name)
+
+    @lazy
+    def signing_secret_store(self) -> SecretsManagerSigningSecrets:
+        from tollgate.adapters.secrets_manager import SecretsManagerSigningSecrets
+
+        return SecretsManagerSigningSecrets(lambda: self.secretsmanager, self.settings.stripe_secret_arn)
 
     @lazy
     def plan_catalog(self) -> CatalogCache:
@@ -226,11 +241,16 @@ class Container:
 
     @lazy
     def portal(self) -> PortalService:
+        from tollgate.adapters.stripe_api.provisioning import StripePortalConfigurations
         from tollgate.adapters.stripe_api.sessions import StripeSessionGateway
         from tollgate.services.portal import PortalOptions, PortalService
+        from tollgate.services.provisioning import ProvisionedPortal
 
+        owner = self.settings.stripe_resource_owner
+        configurations = StripePortalConfigurations(self.stripe)
         return PortalService(
             options=PortalOptions.from_settings(self.settings),
+            provisioned_configuration=ProvisionedPortal(lambda: configurations.owned_configuration(owner)),
             directory=self.customer_directory,
             subscriptions=self.subscription_repository,
             rate_limiter=self.session_rate_limiter,
@@ -390,6 +410,26 @@ class Container:
         from tollgate.services.reconcile import Reconciler
 
         return Reconciler(SdkSubscriptionSource(self.stripe), self.subscription_writer, self.settings.plan_catalog)
+
+    @lazy
+    def provisioner(self) -> Provisioner:
+        from tollgate.adapters.stripe_api.provisioning import StripeProvisioningAccount
+        from tollgate.adapters.stripe_client import PINNED_API_VERSION
+        from tollgate.services.provisioning import Provisioner
+
+        return Provisioner(
+            account=StripeProvisioningAccount(self.stripe),
+            secrets=self.signing_secret_store,
+            api_version=PINNED_API_VERSION,
+            key_is_live=lambda: self.stripe_secrets(force_fetch=True).key_is_live(),
+            clock=self.clock,
+        )
+
+    @lazy
+    def stack_provisioning(self) -> StackProvisioning:
+        from tollgate.services.provisioning import StackProvisioning
+
+        return StackProvisioning(self.provisioner, self.signing_secret_store.api_key_present)
 
 
 _container: Container | None = None

@@ -11,26 +11,81 @@ import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tollgate.errors import ConfigurationError
 
+#: Lookup keys, feature keys and meter event names: what Stripe accepts in them, kept simple.
+STRIPE_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
+
+
+class PlanPrice(BaseModel):
+    """A recurring price Stripe should hold for a plan (provisioning creates it; its lookup key names it).
+
+    ``meter`` (a usage meter event name) makes it a metered price billed per unit of that meter's usage;
+    otherwise it is a licensed price charged per seat.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookup_key: Annotated[str, Field(pattern=STRIPE_KEY_PATTERN)]
+    unit_amount: Annotated[int, Field(ge=0, le=99_999_999)]
+    currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
+    interval: Literal["day", "week", "month", "year"] = "month"
+    interval_count: Annotated[int, Field(ge=1, le=12)] = 1
+    meter: Annotated[str | None, Field(pattern=STRIPE_KEY_PATTERN)] = None
+    nickname: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+
+    @property
+    def metered(self) -> bool:
+        return self.meter is not None
+
+
+class PlanFeature(BaseModel):
+    """An entitlement feature by lookup key, with the name Stripe shows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookup_key: Annotated[str, Field(pattern=STRIPE_KEY_PATTERN)]
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+
 
 class Plan(BaseModel):
-    """One sellable plan. Exactly one of ``price_lookup_key``, ``price_id`` or ``pricing_plan`` names it in Stripe."""
+    """One sellable plan. Exactly one of ``price_lookup_key``, ``price_id`` or ``pricing_plan`` names it in Stripe.
+
+    ``prices`` (with ``description`` and ``features``) describe what provisioning creates for the plan: one product
+    with these prices and entitlement features. With ``prices``, ``price_lookup_key`` (the price Checkout sells)
+    defaults to the first licensed price and must be one of them.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     name: Annotated[str, Field(min_length=1, max_length=100)]
+    description: Annotated[str | None, Field(min_length=1, max_length=500)] = None
     price_lookup_key: str | None = None
     price_id: Annotated[str | None, Field(pattern=r"^price_[A-Za-z0-9_]+$")] = None
     pricing_plan: Annotated[str | None, Field(pattern=r"^bpp_[A-Za-z0-9_]+$")] = None
+    prices: tuple[PlanPrice, ...] = ()
+    features: tuple[Annotated[str, Field(pattern=STRIPE_KEY_PATTERN)], ...] = ()
     trial_days: Annotated[int, Field(ge=0, le=730)] = 0
     min_quantity: Annotated[int, Field(ge=1)] = 1
     max_quantity: Annotated[int, Field(ge=1, le=10_000)] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checkout_price_defaults_to_the_first_licensed_one(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and data.get("prices")
+            and not any(data.get(k) for k in ("price_lookup_key", "price_id", "pricing_plan"))
+        ):
+            licensed = [p for p in data["prices"] if isinstance(p, dict) and not p.get("meter")]
+            if licensed and licensed[0].get("lookup_key"):
+                return {**data, "price_lookup_key": licensed[0]["lookup_key"]}
+        return data
 
     @model_validator(mode="after")
     def _one_stripe_reference(self) -> Self:
@@ -41,13 +96,42 @@ class Plan(BaseModel):
             raise ValueError(f"plan {self.key!r}: min_quantity exceeds max_quantity")
         if self.trial_days == 1:
             raise ValueError(f"plan {self.key!r}: Stripe Checkout requires trials of at least 2 days")
+        self._prices_fit_the_reference()
         return self
+
+    def _prices_fit_the_reference(self) -> None:
+        if not self.prices:
+            return
+        keys = [p.lookup_key for p in self.prices]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"plan {self.key!r}: price lookup keys must be unique")
+        if not self.price_lookup_key:
+            raise ValueError(f"plan {self.key!r}: prices describe Stripe prices, so name one with price_lookup_key")
+        checkout_price = next((p for p in self.prices if p.lookup_key == self.price_lookup_key), None)
+        if checkout_price is None:
+            raise ValueError(f"plan {self.key!r}: price_lookup_key {self.price_lookup_key!r} is not in its prices")
+        if checkout_price.metered:
+            raise ValueError(f"plan {self.key!r}: the price Checkout sells must be licensed, not metered")
+
+    @property
+    def provisioned(self) -> bool:
+        """Whether provisioning creates this plan's product and prices (it describes them)."""
+        return bool(self.prices)
+
+    def licensed_lookup_keys(self) -> tuple[str, ...]:
+        """Lookup keys of the plan's seat prices: Checkout's and those the portal may switch to."""
+        keys = [p.lookup_key for p in self.prices if not p.metered]
+        if self.price_lookup_key and self.price_lookup_key not in keys:
+            keys.insert(0, self.price_lookup_key)
+        return tuple(keys)
 
 
 class PlanCatalog(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     plans: Annotated[tuple[Plan, ...], Field(min_length=1)]
+    # Names for the plans' feature lookup keys; a key not listed is named after itself.
+    features: tuple[PlanFeature, ...] = ()
 
     @field_validator("plans")
     @classmethod
@@ -55,10 +139,21 @@ class PlanCatalog(BaseModel):
         keys = [p.key for p in plans]
         if len(set(keys)) != len(keys):
             raise ValueError("plan keys must be unique")
+        lookup_keys = [price.lookup_key for p in plans for price in p.prices]
+        if len(set(lookup_keys)) != len(lookup_keys):
+            raise ValueError("price lookup keys must be unique across plans")
         return plans
 
     def get(self, key: str) -> Plan | None:
         return next((p for p in self.plans if p.key == key), None)
+
+    def plan_for_lookup_key(self, lookup_key: str) -> Plan | None:
+        """The plan whose seat price carries ``lookup_key`` (Checkout's price or another of its licensed prices)."""
+        return next((p for p in self.plans if lookup_key in p.licensed_lookup_keys()), None)
+
+
+OWNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+URL_PATTERN = r"^https?://[^\s]+$"
 
 
 class Settings(BaseModel):
@@ -107,6 +202,11 @@ class Settings(BaseModel):
     session_rate_limit_per_minute: Annotated[int, Field(ge=1, le=1000)] = 10
     # The success page's status check polls (about once a second while the webhook is on its way).
     status_check_rate_limit_per_minute: Annotated[int, Field(ge=1, le=1000)] = 60
+    # Stripe provisioning: the metadata mark on what this stack owns in Stripe, where Stripe delivers events, and
+    # whether a live-mode key may be provisioned.
+    stripe_resource_owner: Annotated[str, Field(pattern=OWNER_PATTERN)] = "tollgate"
+    webhook_url: Annotated[str | None, Field(pattern=URL_PATTERN)] = None
+    allow_stripe_live_mode: bool = False
 
     @field_validator(
         "plan_catalog",
@@ -120,6 +220,7 @@ class Settings(BaseModel):
         "stripe_api_base",
         "stripe_meter_events_base",
         "clock_offset_file",
+        "webhook_url",
         mode="before",
     )
     @classmethod
@@ -184,6 +285,9 @@ class Settings(BaseModel):
             "checkout_automatic_tax": environ.get("CHECKOUT_AUTOMATIC_TAX", "false"),
             "session_rate_limit_per_minute": environ.get("SESSION_RATE_LIMIT_PER_MINUTE", "10"),
             "status_check_rate_limit_per_minute": environ.get("STATUS_CHECK_RATE_LIMIT_PER_MINUTE", "60"),
+            "stripe_resource_owner": environ.get("STRIPE_RESOURCE_OWNER", "tollgate"),
+            "webhook_url": environ.get("WEBHOOK_URL"),
+            "allow_stripe_live_mode": environ.get("ALLOW_STRIPE_LIVE_MODE", "false"),
         }
         present = {k: v for k, v in values.items() if v is not None}
         try:
@@ -193,6 +297,58 @@ class Settings(BaseModel):
                 f"{'.'.join(str(p) for p in err['loc']).upper() or 'environment'}: {err['msg']}" for err in exc.errors()
             )
             raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+
+class ProvisioningSettings(BaseModel):
+    """What Stripe provisioning reads: the functions' settings (``make provision``) or, in a deployment, the
+    custom resource's properties (the same template values)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    owner: Annotated[str, Field(pattern=OWNER_PATTERN)]
+    plan_catalog: PlanCatalog
+    meter_event_names: tuple[str, ...] = ()
+    webhook_url: Annotated[str | None, Field(pattern=URL_PATTERN)] = None
+    portal_return_url: Annotated[str | None, Field(pattern=URL_PATTERN)] = None
+    allow_live_mode: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProvisioningSettings:
+        if settings.plan_catalog is None:
+            raise ConfigurationError("invalid configuration: PLAN_CATALOG is required to provision Stripe")
+        return cls(
+            owner=settings.stripe_resource_owner,
+            plan_catalog=settings.plan_catalog,
+            meter_event_names=tuple(sorted(settings.usage_meter_event_names or ())),
+            webhook_url=settings.webhook_url,
+            portal_return_url=settings.portal_return_url,
+            allow_live_mode=settings.allow_stripe_live_mode,
+        )
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> ProvisioningSettings:
+        """A custom resource's ``ResourceProperties`` (CloudFormation sends every value as a string)."""
+        names = str(properties.get("UsageMeterEventNames") or "")
+        values = {
+            "owner": properties.get("Owner"),
+            "plan_catalog": properties.get("PlanCatalog"),
+            "meter_event_names": sorted({n.strip() for n in names.split(",") if n.strip()}),
+            "webhook_url": properties.get("WebhookUrl") or None,
+            "portal_return_url": properties.get("PortalReturnUrl") or None,
+            "allow_live_mode": str(properties.get("AllowLiveMode", "false")).lower() == "true",
+        }
+        try:
+            catalog = values["plan_catalog"]
+            if isinstance(catalog, str):
+                values["plan_catalog"] = json.loads(catalog)
+            return cls.model_validate(values)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"invalid provisioning properties: PlanCatalog is not valid JSON: {exc.msg}"
+            ) from None
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise ConfigurationError(f"invalid provisioning properties: {problems}") from None
 
 
 @lru_cache(maxsize=1)

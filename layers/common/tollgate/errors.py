@@ -100,3 +100,8 @@ class CreationKeyUnusable(UpstreamUnavailable):
 
     def __init__(self) -> None:
         super().__init__(retry_after_seconds=1)
+
+
+class ProvisioningRefused(TollgateError):
+    """Provisioning will not apply: a conflict with objects it does not own, a live key without permission, or a
+    request Stripe refused (the reason carries Stripe's message, for the deployment's events)."""

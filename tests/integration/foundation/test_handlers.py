@@ -65,6 +65,8 @@ def test_the_template_routes_are_the_expected_ones() -> None:
         "WebhookFunction",
         "UsageFunction",
         "PublisherFunction",
+        "ProvisionerFunction",
+        "UsageDriftFunction",
     }
 
 

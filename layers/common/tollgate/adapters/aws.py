@@ -19,6 +19,7 @@ from tollgate.observability import logger
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 # Short timeouts and standard retries: a call must fail fast enough for the caller to answer 5xx in time.
@@ -55,6 +56,10 @@ def sqs_client() -> SQSClient:
 
 def events_client() -> EventBridgeClient:
     return boto3.client("events", config=AWS_CLIENT_CONFIG)
+
+
+def secretsmanager_client() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)
 
 
 def error_code(error: ClientError) -> str:

@@ -6,12 +6,18 @@ allowed so an endpoint's secret can be rolled without dropping deliveries. Value
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from tollgate.domain.provisioning import fingerprint
 from tollgate.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 class StripeSecrets(BaseModel):
@@ -53,3 +59,63 @@ def load_stripe_secrets(secret_arn: str, max_age_seconds: int, force_fetch: bool
     except ValidationError as exc:
         fields = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
         raise ConfigurationError(f"the Stripe secret is incomplete or malformed: {fields}") from None
+
+
+class SecretsManagerSigningSecrets:
+    """``ports.storage.SigningSecretStore`` on the stack's secret: each change reads the current value (never the
+    cache) and writes a new version holding every other field as it was."""
+
+    def __init__(self, client: Callable[[], SecretsManagerClient], secret_arn: str) -> None:
+        self._client = client
+        self._secret_arn = secret_arn
+
+    def current(self) -> dict[str, Any]:
+        """The secret's JSON object; an empty dict while no value has been put (a fresh deploy)."""
+        from botocore.exceptions import ClientError
+
+        from tollgate.adapters.aws import aws_errors, error_code
+
+        try:
+            with aws_errors("secretsmanager.get_secret_value"):
+                raw = self._client().get_secret_value(SecretId=self._secret_arn).get("SecretString") or "{}"
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return {}
+            raise ConfigurationError("the Stripe secret could not be read") from None
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigurationError("the Stripe secret is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise ConfigurationError("the Stripe secret must be a JSON object")
+        return value
+
+    def api_key_present(self) -> bool:
+        key = self.current().get("api_key")
+        return isinstance(key, str) and key.startswith(("sk_", "rk_"))
+
+    def _secrets(self, value: dict[str, Any]) -> list[str]:
+        listed = value.get("webhook_secrets") or []
+        return [listed] if isinstance(listed, str) else [str(s) for s in listed]
+
+    def fingerprints(self) -> frozenset[str]:
+        return frozenset(fingerprint(s) for s in self._secrets(self.current()))
+
+    def add(self, secret: str) -> None:
+        value = self.current()
+        kept = [s for s in self._secrets(value) if s != secret]
+        self._put({**value, "webhook_secrets": [secret, *kept]})
+
+    def remove(self, fingerprints: frozenset[str]) -> int:
+        value = self.current()
+        secrets = self._secrets(value)
+        kept = [s for s in secrets if fingerprint(s) not in fingerprints]
+        if len(kept) != len(secrets):
+            self._put({**value, "webhook_secrets": kept})
+        return len(secrets) - len(kept)
+
+    def _put(self, value: dict[str, Any]) -> None:
+        from tollgate.adapters.aws import aws_errors
+
+        with aws_errors("secretsmanager.put_secret_value"):
+            self._client().put_secret_value(SecretId=self._secret_arn, SecretString=json.dumps(value))

@@ -35,7 +35,8 @@ def plan_key_for(catalog: PlanCatalog | None, price_id: str | None, lookup_key: 
     if catalog is None:
         return None
     for plan in catalog.plans:
-        if (price_id and plan.price_id == price_id) or (lookup_key and plan.price_lookup_key == lookup_key):
+        # Any of a plan's seat prices names it (the portal may switch a customer to its yearly price).
+        if (price_id and plan.price_id == price_id) or (lookup_key and lookup_key in plan.licensed_lookup_keys()):
             return plan.key
         if price_id and plan.pricing_plan == price_id:
             return plan.key

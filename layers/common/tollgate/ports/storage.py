@@ -210,3 +210,18 @@ class PendingChangeStore(Protocol):
     def release(self, token_id: str) -> None:
         """Undo ``consume`` after a transient failure, so the same token (and idempotency key) can be retried."""
         ...
+
+
+class SigningSecretStore(Protocol):
+    """The webhook signing secrets in the stack's secret (``webhook_secrets``), read fresh and changed in place;
+    every other field of the secret (the API key) is kept as it is."""
+
+    def fingerprints(self) -> frozenset[str]: ...
+
+    def add(self, secret: str) -> None:
+        """Put ``secret`` first, keeping the others (a rotation keeps the old one until its endpoint retires)."""
+        ...
+
+    def remove(self, fingerprints: frozenset[str]) -> int:
+        """Drop the secrets with these fingerprints; how many were dropped."""
+        ...

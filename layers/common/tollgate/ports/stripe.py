@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from tollgate.domain.catalog import PriceView, PricingPlanView
     from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
+    from tollgate.domain.provisioning import Account, Change
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +144,33 @@ class MeterTransport(Protocol):
     def send(self, events: Sequence[MeterEvent]) -> dict[str, SendResult]:
         """Send ``events`` (at most ``max_batch``); the result has one entry per identifier."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """What one provisioning request left: the object's id, and a new endpoint's signing secret (shown once)."""
+
+    id: str
+    signing_secret: str | None = None
+
+
+class StripeAccount(Protocol):
+    """The objects provisioning manages in one Stripe account. Errors: ``ProvisioningRefused`` with Stripe's
+    message for a refused request, ``UpstreamUnavailable`` for throttling and outages."""
+
+    def observe(self, owner: str) -> Account:
+        """Products, prices, features, meters, portal configurations, endpoints (all pages), and the product
+        features of ``owner``'s products."""
+        ...
+
+    def execute(self, change: Change, params: Mapping[str, Any], parent: str | None, idempotency_key: str) -> Executed:
+        """Send one change (its Refs already resolved into ``params`` and ``parent``)."""
+        ...
+
+    def set_metadata(self, kind: str, object_id: str, metadata: Mapping[str, str], idempotency_key: str) -> None: ...
+
+
+class PortalConfigurations(Protocol):
+    """Finds the portal configuration provisioning made for this stack (None: the account's default)."""
+
+    def owned_configuration(self, owner: str) -> str | None: ...

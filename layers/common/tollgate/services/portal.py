@@ -44,6 +44,8 @@ class PortalService:
     sessions: SessionGateway
     windows: RequestWindows
     clock: Callable[[], float] = time.time
+    # The configuration Stripe provisioning made for this stack, used when none is configured explicitly.
+    provisioned_configuration: Callable[[], str | None] = lambda: None
 
     def open(self, user_id: str, flow: str | None, client_key: str | None) -> str:
         check_client_key(client_key)
@@ -61,8 +63,9 @@ class PortalService:
         if customer_id is None:
             raise errors.NotFound(NO_BILLING_ACCOUNT)
         params: dict[str, Any] = {"customer": customer_id, "return_url": self.options.return_url}
-        if self.options.configuration_id:
-            params["configuration"] = self.options.configuration_id
+        configuration = self.options.configuration_id or self.provisioned_configuration()
+        if configuration:
+            params["configuration"] = configuration
         if flow == "payment_method_update":
             params["flow_data"] = {"type": "payment_method_update"}
         elif flow is not None:
