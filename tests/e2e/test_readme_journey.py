@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import math
 import re
 import shlex
 import time
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,14 @@ import pytest
 import requests
 
 import devstack.__main__ as devstack_cli
+from devstack.function_logs import LogView
 from devstack.stack import LocalStack
 from tests.e2e.test_checkout_journey import TIMEOUT, pay_on_hosted_page
 
 pytestmark = pytest.mark.e2e
+
+#: "Fits in a screen": a 50-row terminal 160 columns wide, long lines wrapping.
+SCREEN_ROWS, SCREEN_COLUMNS = 50, 160
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)=(?P<value>\$\([^)]*\)|\S+)\s*(#.*)?$")
@@ -89,8 +96,57 @@ def curl(words: list[str], env: dict[str, str]) -> requests.Response:
     return requests.request(method, url, headers=headers, data=data, timeout=TIMEOUT)
 
 
+class TerminalRecorder(logging.Handler):
+    """What `make dev`'s terminal shows (its loggers, levels and format), and what the functions wrote (every
+    line, as a make dev without the log view printed them), each under the README step running at the time."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(devstack_cli._ShortNames("%(asctime)s %(short_name)-12s %(message)s", datefmt="%H:%M:%S"))
+        self.step = "start"
+        self.shown: dict[str, list[str]] = {}
+        self.shown_from_functions: dict[str, list[str]] = {}
+        self.written: dict[str, list[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = self.format(record).splitlines()
+        self.shown.setdefault(self.step, []).extend(lines)
+        if record.name.startswith("devstack.fn"):
+            self.shown_from_functions.setdefault(self.step, []).extend(lines)
+
+    def wrote(self, line: str) -> None:
+        self.written.setdefault(self.step, []).append(line.rstrip("\n"))
+
+
+def screen_rows(lines: list[str]) -> int:
+    return sum(max(1, math.ceil(len(line) / SCREEN_COLUMNS)) for line in lines)
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[TerminalRecorder]:
+    """make dev's logging (devstack.__main__._configure_logging, not verbose) on the shared stack's loggers."""
+    recorder = TerminalRecorder()
+    original_render = LogView.render
+
+    def recording_render(view: LogView, line: str) -> tuple[int, str] | None:
+        recorder.wrote(line)
+        return original_render(view, line)
+
+    monkeypatch.setattr(LogView, "render", recording_render)
+    levels = {"devstack": logging.WARNING, "devstack.api": logging.INFO, "devstack.fn": logging.INFO}
+    levels["devstack.sqs"] = logging.INFO
+    before = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("devstack").addHandler(recorder)
+    yield recorder
+    logging.getLogger("devstack").removeHandler(recorder)
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def test_the_readme_curl_journey_works_against_the_local_stack(
-    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: TerminalRecorder
 ) -> None:
     # Given the stack's endpoints file, as make dev writes it, and the README's journey
     endpoints_file = tmp_path / "endpoints.json"
@@ -102,6 +158,7 @@ def test_the_readme_curl_journey_works_against_the_local_stack(
 
     # When every line runs in order
     for line in lines:
+        terminal.step = line
         if line.startswith("#"):
             if "-m devstack token --user-id" in line:  # the documented per-user token command works too
                 command = line.split(":", 1)[1].strip()
@@ -156,6 +213,20 @@ def test_the_readme_curl_journey_works_against_the_local_stack(
     assert body["access"]["allowed"] is True, json.dumps(body)
     assert body["plan"] == json.loads(checkout.request.body or "{}")["plan"]
     assert body["status"] in ("trialing", "active")
+
+    # And make dev's terminal showed each step within one screen (the webhook deliveries that paying causes land in
+    # the steps after it), and it showed fewer rows of the functions' output than they wrote (control: a make dev
+    # that printed the functions' lines as written, metric objects included, as it did before, shows at least as many)
+    time.sleep(1.0)  # the last deliveries' log lines
+    shown = {step: screen_rows(rows) for step, rows in terminal.shown.items()}
+    written = {step: screen_rows(rows) for step, rows in terminal.written.items()}
+    print("\nmake dev terminal rows per README step (shown / written by the functions):")
+    for step in dict.fromkeys([*terminal.shown, *terminal.written]):
+        print(f"  {shown.get(step, 0):4d} / {written.get(step, 0):4d}  {step[:90]}")
+    assert max(shown.values()) <= SCREEN_ROWS, terminal.shown
+    from_functions = sum(screen_rows(rows) for rows in terminal.shown_from_functions.values())
+    print(f"  function output: {from_functions} rows shown of {sum(written.values())} written")
+    assert 0 < from_functions < sum(written.values())
 
 
 def lines_with(fragment: str, lines: list[str]) -> list[str]:
