@@ -124,7 +124,7 @@ def test_pay_cancel_at_period_end_then_period_passes(local_stack: LocalStack) ->
     assert "subscription.canceled" in names, names
 
 
-def test_failed_renewal_past_due_within_grace_then_unpaid(local_stack: LocalStack) -> None:
+def test_failed_renewal_keeps_access_through_every_retry_then_unpaid(local_stack: LocalStack) -> None:
     read_bus = bus_listener(local_stack)
     user = f"user-e2e-{uuid.uuid4().hex[:8]}"
     pay(local_stack, user)
@@ -141,15 +141,17 @@ def test_failed_renewal_past_due_within_grace_then_unpaid(local_stack: LocalStac
     # When the renewal is attempted at the period end
     stripe_control(local_stack, "/_emulator/clock/advance", {"to": body["current_period_end"] + 60})
     body = eventually(local_stack, user, lambda b: b["status"] == "past_due")
-    # Then past_due, still allowed within the grace period
+    # Then past_due, still allowed while Stripe retries (the default PastDueGrace=until_stripe_gives_up)
     assert body["status"] == "past_due"
-    assert body["access"] == {
-        "allowed": True,
-        "reason": "past_due_grace",
-        "until": body["access"]["until"],
-    }
-    # When every dunning retry fails (3 x 3 days)
-    stripe_control(local_stack, "/_emulator/clock/advance", {"days": 10})
+    assert body["access"] == {"allowed": True, "reason": "past_due_retrying", "until": None}
+    # When every dunning retry fails (3 x 3 days), access holds at each retry, past the 7 days of the old default
+    for _ in range(3):
+        stripe_control(local_stack, "/_emulator/clock/advance", {"days": 3})
+        body = status(local_stack, user)
+        if body["status"] != "past_due":
+            break
+        assert body["access"]["allowed"] is True, body
+    stripe_control(local_stack, "/_emulator/clock/advance", {"days": 1})
     body = eventually(local_stack, user, lambda b: b["status"] == "unpaid")
     # Then unpaid, denied
     assert body["status"] == "unpaid"

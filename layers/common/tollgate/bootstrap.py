@@ -232,11 +232,11 @@ class Container:
             directory=self.customer_directory,
             customers=StripeCustomerGateway(self.stripe),
             subscriptions=self.subscription_repository,
-            access_policy=self.access_policy,
             rate_limiter=self.session_rate_limiter,
             sessions=StripeSessionGateway(self.stripe),
             windows=self.request_windows,
             clock=self.clock,
+            trial_policy=self.settings.trial_policy,
         )
 
     @lazy

@@ -9,7 +9,6 @@ from typing import Any
 
 from tollgate import errors
 from tollgate.config import PlanCatalog
-from tollgate.domain.access import AccessPolicy
 from tollgate.domain.catalog import PriceView, PricingPlanView, ResolvedCatalog
 from tollgate.domain.customers import CreationClaim, UserRecord
 from tollgate.domain.subscriptions import SubscriptionState
@@ -69,6 +68,7 @@ class InMemoryDirectory:
         self.claims: set[str] = set()
         self.generations: dict[str, int] = {}
         self.deleted: set[str] = set()
+        self.subscribed: set[str] = set()
         self._lock = threading.Lock()
 
     def customer_for_user(self, user_id: str) -> str | None:
@@ -76,7 +76,9 @@ class InMemoryDirectory:
 
     def lookup(self, user_id: str) -> UserRecord:
         customer_id = self.user_to_customer.get(user_id)
-        return UserRecord(customer_id, self.generations.get(user_id, 0), customer_id in self.deleted)
+        return UserRecord(
+            customer_id, self.generations.get(user_id, 0), customer_id in self.deleted, user_id in self.subscribed
+        )
 
     def mark_deleted(self, customer_id: str) -> None:
         self.deleted.add(customer_id)
@@ -84,11 +86,13 @@ class InMemoryDirectory:
     def user_for_customer(self, customer_id: str) -> str | None:
         return next((u for u, c in self.user_to_customer.items() if c == customer_id), None)
 
-    def link(self, user_id: str, customer_id: str) -> None:
+    def link(self, user_id: str, customer_id: str, *, subscribed: bool = False) -> None:
         with self._lock:
             if self.user_to_customer.get(user_id, customer_id) != customer_id:
                 raise errors.Conflict()
             self.user_to_customer[user_id] = customer_id
+            if subscribed:
+                self.subscribed.add(user_id)
 
     def claim_creation(self, user_id: str, replacing: str | None = None) -> CreationClaim:
         with self._lock:
@@ -203,6 +207,7 @@ class World:
     limiter: Any = field(default_factory=AdmitAll)
     windows: Any = field(default_factory=InMemoryRequestWindows)
     now: float = 1_790_100_000.0
+    trial_policy: Any = "once_per_user"
 
     def checkout(self) -> CheckoutService:
         catalog = resolved_catalog()
@@ -212,11 +217,11 @@ class World:
             directory=self.directory,
             customers=self.customers,
             subscriptions=self.subscriptions,
-            access_policy=AccessPolicy(),
             rate_limiter=self.limiter,
             sessions=self.sessions,
             windows=self.windows,
             clock=lambda: self.now,
+            trial_policy=self.trial_policy,
         )
 
     def portal(self) -> PortalService:
