@@ -1,4 +1,5 @@
-"""Portal function: Customer Portal sessions, the caller's subscription status and previewed plan changes."""
+"""Portal function: Customer Portal sessions, the caller's subscription status, previewed plan changes, cancel at
+period end and resume."""
 
 from __future__ import annotations
 
@@ -41,6 +42,20 @@ def preview_plan_change(request: PreviewRequest) -> Response[str]:
 def apply_plan_change(request: ChangeRequest) -> Response[str]:
     caller = caller_from(app.current_event)
     return json_response(container().plan_changes.apply(caller.user_id, request.token))
+
+
+@app.post("/billing/subscription/cancel")
+def cancel_subscription() -> Response[str]:
+    caller = caller_from(app.current_event)
+    body = container().cancellations.cancel(caller.user_id, app.current_event.headers.get("idempotency-key"))
+    return json_response(body, 202)
+
+
+@app.post("/billing/subscription/resume")
+def resume_subscription() -> Response[str]:
+    caller = caller_from(app.current_event)
+    body = container().cancellations.resume(caller.user_id, app.current_event.headers.get("idempotency-key"))
+    return json_response(body, 202)
 
 
 @logger.inject_lambda_context(clear_state=True)

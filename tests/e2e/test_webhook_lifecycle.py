@@ -166,3 +166,47 @@ def test_failed_renewal_keeps_access_through_every_retry_then_unpaid(local_stack
     assert "payment.failed" in names, names
     assert "subscription.past_due" in names, names
     assert "subscription.unpaid" in names, names
+
+
+def test_cancel_then_resume_through_the_routes_announces_each_once(local_stack: LocalStack) -> None:
+    read_bus = bus_listener(local_stack)
+    user = f"user-e2e-{uuid.uuid4().hex[:8]}"
+    pay(local_stack, user)
+    body = eventually(local_stack, user, lambda b: b["access"]["allowed"])
+    subscription_id = body["subscription_id"]
+    # When the user cancels at period end through the API (and the request is retried)
+    for _ in range(2):
+        cancel = api(local_stack, "POST", "/billing/subscription/cancel", user)
+        assert cancel.status_code == 202, cancel.text
+    # Then the webhook brings the scheduled cancellation in; access holds until the period end
+    body = eventually(local_stack, user, lambda b: b["cancel_at_period_end"])
+    assert body["cancel_at_period_end"] is True, body
+    assert body["access"] == {"allowed": True, "reason": "cancel_at_period_end", "until": body["current_period_end"]}
+    # When they resume (twice)
+    for _ in range(2):
+        resume = api(local_stack, "POST", "/billing/subscription/resume", user)
+        assert resume.status_code == 202, resume.text
+    body = eventually(local_stack, user, lambda b: not b["cancel_at_period_end"])
+    # Then active again, open-ended
+    assert body["cancel_at_period_end"] is False
+    assert body["cancel_at"] is None
+    assert body["status"] in ("active", "trialing")
+    assert body["access"]["allowed"] is True
+    assert body["access"]["until"] is None
+    # And exactly one cancellation_scheduled and one resumption (subscription.renewed) event were published
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        names = names_for(read_bus(), subscription_id)
+        if "subscription.renewed" in names:
+            break
+        time.sleep(0.3)
+    time.sleep(1.0)  # let a duplicate, if any, arrive too
+    names = names_for(read_bus(), subscription_id)
+    assert names.count("subscription.cancellation_scheduled") == 1, names
+    assert names.count("subscription.renewed") == 1, names
+
+
+def test_another_user_cannot_cancel_without_a_subscription(local_stack: LocalStack) -> None:
+    # A signed-in user with no billing account: 404, and nothing reaches Stripe for anyone else
+    response = api(local_stack, "POST", "/billing/subscription/cancel", f"user-e2e-{uuid.uuid4().hex[:8]}")
+    assert response.status_code == 404, response.text

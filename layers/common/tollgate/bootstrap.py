@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tollgate.ports.messaging import DomainEventPublisher
     from tollgate.ports.storage import RateLimiter, RequestWindows
     from tollgate.services.billing_status import BillingStatusService
+    from tollgate.services.cancellations import CancellationService
     from tollgate.services.catalog import CatalogCache
     from tollgate.services.checkout import CheckoutService
     from tollgate.services.domain_event_relay import DomainEventRelay
@@ -275,6 +276,20 @@ class Container:
             gateway=StripePlanChangeGateway(self.stripe),
             store=DynamoPendingChangeStore(self.dynamodb, self.settings.table_name),
             signer=TokenSigner.from_stripe_key(self.stripe_api_key),
+            clock=self.clock,
+        )
+
+    @lazy
+    def cancellations(self) -> CancellationService:
+        from tollgate.adapters.stripe_api.cancellations import StripeCancellationGateway
+        from tollgate.services.cancellations import CancellationService
+
+        return CancellationService(
+            directory=self.customer_directory,
+            subscriptions=self.subscription_repository,
+            gateway=StripeCancellationGateway(self.stripe),
+            rate_limiter=self.session_rate_limiter,
+            windows=self.request_windows,
             clock=self.clock,
         )
 

@@ -9,12 +9,14 @@ from typing import Any
 
 from tollgate import errors
 from tollgate.config import PlanCatalog
+from tollgate.domain.cancellation import LiveSubscription
 from tollgate.domain.catalog import PriceView, PricingPlanView, ResolvedCatalog
 from tollgate.domain.customers import CreationClaim, UserRecord
 from tollgate.domain.subscriptions import SubscriptionState
 from tollgate.errors import CustomerMissing
 from tollgate.http.identity import Caller
 from tollgate.ports.stripe import SessionLink
+from tollgate.services.cancellations import CancellationService
 from tollgate.services.catalog import resolve_catalog
 from tollgate.services.checkout import CheckoutOptions, CheckoutService
 from tollgate.services.portal import PortalOptions, PortalService
@@ -161,6 +163,22 @@ class FakeSubscriptions:
         return self.states.get(customer_id)
 
 
+@dataclass
+class FakeCancellations:
+    """Stripe's side of cancel/resume: live subscriptions by id, and the updates sent (with their keys)."""
+
+    live: dict[str, LiveSubscription] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def subscription(self, subscription_id: str) -> LiveSubscription:
+        if subscription_id not in self.live:
+            raise errors.UpstreamNotFound()
+        return self.live[subscription_id]
+
+    def update(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None:
+        self.updates.append({"id": subscription_id, "params": params, "key": idempotency_key})
+
+
 class InMemoryRequestWindows:
     """First-seen windows as DynamoRequestWindows keeps them."""
 
@@ -206,6 +224,7 @@ class World:
     subscriptions: FakeSubscriptions = field(default_factory=FakeSubscriptions)
     limiter: Any = field(default_factory=AdmitAll)
     windows: Any = field(default_factory=InMemoryRequestWindows)
+    cancellation_gateway: FakeCancellations = field(default_factory=FakeCancellations)
     now: float = 1_790_100_000.0
     trial_policy: Any = "once_per_user"
 
@@ -231,6 +250,16 @@ class World:
             subscriptions=self.subscriptions,
             rate_limiter=self.limiter,
             sessions=self.sessions,
+            windows=self.windows,
+            clock=lambda: self.now,
+        )
+
+    def cancellations(self) -> CancellationService:
+        return CancellationService(
+            directory=self.directory,
+            subscriptions=self.subscriptions,
+            gateway=self.cancellation_gateway,
+            rate_limiter=self.limiter,
             windows=self.windows,
             clock=lambda: self.now,
         )

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from tollgate.domain.cancellation import LiveSubscription
     from tollgate.domain.catalog import PriceView, PricingPlanView
     from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
     from tollgate.domain.provisioning import Account, Change
@@ -54,6 +55,14 @@ class PlanChangeGateway(Protocol):
     def preview(self, params: dict[str, Any]) -> ProrationPreview: ...
 
     def apply(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None: ...
+
+
+class CancellationGateway(Protocol):
+    """Cancel at period end and resume: the live subscription, and its one update."""
+
+    def subscription(self, subscription_id: str) -> LiveSubscription: ...
+
+    def update(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None: ...
 
 
 class StripeReader(Protocol):
