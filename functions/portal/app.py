@@ -58,6 +58,14 @@ def resume_subscription() -> Response[str]:
     return json_response(body, 202)
 
 
+@app.get("/billing/invoices")
+def list_invoices() -> Response[str]:
+    caller = caller_from(app.current_event)
+    query = app.current_event.query_string_parameters or {}
+    body = container().invoices.list_for_user(caller.user_id, query.get("limit"), query.get("starting_after"))
+    return json_response(body)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics

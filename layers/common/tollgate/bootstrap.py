@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tollgate.services.checkout import CheckoutService
     from tollgate.services.domain_event_relay import DomainEventRelay
     from tollgate.services.event_replay import EventReplay
+    from tollgate.services.invoices import InvoiceService
     from tollgate.services.plan_changes import PlanChangeService
     from tollgate.services.portal import PortalService
     from tollgate.services.provisioning import Provisioner, StackProvisioning
@@ -291,6 +292,24 @@ class Container:
             rate_limiter=self.session_rate_limiter,
             windows=self.request_windows,
             clock=self.clock,
+        )
+
+    @lazy
+    def invoices(self) -> InvoiceService:
+        from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
+        from tollgate.adapters.stripe_api.invoices import StripeInvoiceGateway
+        from tollgate.services.invoices import InvoiceService
+
+        # Page reads share the status checks' per-user limit (each costs Stripe calls), in their own window.
+        limiter = DynamoRateLimiter(
+            self.dynamodb,
+            self.settings.table_name,
+            self.settings.status_check_rate_limit_per_minute,
+            clock=self.clock,
+            scope="invoices",
+        )
+        return InvoiceService(
+            directory=self.customer_directory, gateway=StripeInvoiceGateway(self.stripe), rate_limiter=limiter
         )
 
     @lazy

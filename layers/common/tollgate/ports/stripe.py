@@ -65,6 +65,16 @@ class CancellationGateway(Protocol):
     def update(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None: ...
 
 
+class InvoiceGateway(Protocol):
+    """The caller's invoices: one page for a customer (newest first) and an invoice's customer."""
+
+    def list_invoices(
+        self, customer_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Mapping[str, Any]], bool]: ...
+
+    def invoice_customer(self, invoice_id: str) -> str | None: ...
+
+
 class StripeReader(Protocol):
     """Fetch-latest: the objects as Stripe has them now, each as a plain dict."""
 
