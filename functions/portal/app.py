@@ -1,4 +1,5 @@
-"""Portal function: Customer Portal sessions, the caller's subscription status and previewed plan changes."""
+"""Portal function: Customer Portal sessions, the caller's subscription status, previewed plan changes, cancel at
+period end and resume."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollgate.bootstrap import container
 from tollgate.http.identity import caller_from
-from tollgate.http.models import ChangeRequest, PortalRequest, PreviewRequest
+from tollgate.http.models import (
+    CancellationResponse,
+    ChangeRequest,
+    InvoiceListResponse,
+    PortalRequest,
+    PreviewRequest,
+)
 from tollgate.http.responses import build_resolver, json_response
 from tollgate.observability import logger, metrics, tracer
 
@@ -41,6 +48,28 @@ def preview_plan_change(request: PreviewRequest) -> Response[str]:
 def apply_plan_change(request: ChangeRequest) -> Response[str]:
     caller = caller_from(app.current_event)
     return json_response(container().plan_changes.apply(caller.user_id, request.token))
+
+
+@app.post("/billing/subscription/cancel")
+def cancel_subscription() -> Response[str]:
+    caller = caller_from(app.current_event)
+    body = container().cancellations.cancel(caller.user_id, app.current_event.headers.get("idempotency-key"))
+    return json_response(CancellationResponse.model_validate(body).model_dump(), 202)
+
+
+@app.post("/billing/subscription/resume")
+def resume_subscription() -> Response[str]:
+    caller = caller_from(app.current_event)
+    body = container().cancellations.resume(caller.user_id, app.current_event.headers.get("idempotency-key"))
+    return json_response(CancellationResponse.model_validate(body).model_dump(), 202)
+
+
+@app.get("/billing/invoices")
+def list_invoices() -> Response[str]:
+    caller = caller_from(app.current_event)
+    query = app.current_event.query_string_parameters or {}
+    body = container().invoices.list_for_user(caller.user_id, query.get("limit"), query.get("starting_after"))
+    return json_response(InvoiceListResponse.model_validate(body).model_dump())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -124,7 +124,7 @@ def test_pay_cancel_at_period_end_then_period_passes(local_stack: LocalStack) ->
     assert "subscription.canceled" in names, names
 
 
-def test_failed_renewal_past_due_within_grace_then_unpaid(local_stack: LocalStack) -> None:
+def test_failed_renewal_keeps_access_through_every_retry_then_unpaid(local_stack: LocalStack) -> None:
     read_bus = bus_listener(local_stack)
     user = f"user-e2e-{uuid.uuid4().hex[:8]}"
     pay(local_stack, user)
@@ -141,15 +141,17 @@ def test_failed_renewal_past_due_within_grace_then_unpaid(local_stack: LocalStac
     # When the renewal is attempted at the period end
     stripe_control(local_stack, "/_emulator/clock/advance", {"to": body["current_period_end"] + 60})
     body = eventually(local_stack, user, lambda b: b["status"] == "past_due")
-    # Then past_due, still allowed within the grace period
+    # Then past_due, still allowed while Stripe retries (the default PastDueGrace=until_stripe_gives_up)
     assert body["status"] == "past_due"
-    assert body["access"] == {
-        "allowed": True,
-        "reason": "past_due_grace",
-        "until": body["access"]["until"],
-    }
-    # When every dunning retry fails (3 x 3 days)
-    stripe_control(local_stack, "/_emulator/clock/advance", {"days": 10})
+    assert body["access"] == {"allowed": True, "reason": "past_due_retrying", "until": None}
+    # When every dunning retry fails (3 x 3 days), access holds at each retry, past the 7 days of the old default
+    for _ in range(3):
+        stripe_control(local_stack, "/_emulator/clock/advance", {"days": 3})
+        body = status(local_stack, user)
+        if body["status"] != "past_due":
+            break
+        assert body["access"]["allowed"] is True, body
+    stripe_control(local_stack, "/_emulator/clock/advance", {"days": 1})
     body = eventually(local_stack, user, lambda b: b["status"] == "unpaid")
     # Then unpaid, denied
     assert body["status"] == "unpaid"
@@ -164,3 +166,47 @@ def test_failed_renewal_past_due_within_grace_then_unpaid(local_stack: LocalStac
     assert "payment.failed" in names, names
     assert "subscription.past_due" in names, names
     assert "subscription.unpaid" in names, names
+
+
+def test_cancel_then_resume_through_the_routes_announces_each_once(local_stack: LocalStack) -> None:
+    read_bus = bus_listener(local_stack)
+    user = f"user-e2e-{uuid.uuid4().hex[:8]}"
+    pay(local_stack, user)
+    body = eventually(local_stack, user, lambda b: b["access"]["allowed"])
+    subscription_id = body["subscription_id"]
+    # When the user cancels at period end through the API (and the request is retried)
+    for _ in range(2):
+        cancel = api(local_stack, "POST", "/billing/subscription/cancel", user)
+        assert cancel.status_code == 202, cancel.text
+    # Then the webhook brings the scheduled cancellation in; access holds until the period end
+    body = eventually(local_stack, user, lambda b: b["cancel_at_period_end"])
+    assert body["cancel_at_period_end"] is True, body
+    assert body["access"] == {"allowed": True, "reason": "cancel_at_period_end", "until": body["current_period_end"]}
+    # When they resume (twice)
+    for _ in range(2):
+        resume = api(local_stack, "POST", "/billing/subscription/resume", user)
+        assert resume.status_code == 202, resume.text
+    body = eventually(local_stack, user, lambda b: not b["cancel_at_period_end"])
+    # Then active again, open-ended
+    assert body["cancel_at_period_end"] is False
+    assert body["cancel_at"] is None
+    assert body["status"] in ("active", "trialing")
+    assert body["access"]["allowed"] is True
+    assert body["access"]["until"] is None
+    # And exactly one cancellation_scheduled and one resumption (subscription.renewed) event were published
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        names = names_for(read_bus(), subscription_id)
+        if "subscription.renewed" in names:
+            break
+        time.sleep(0.3)
+    time.sleep(1.0)  # let a duplicate, if any, arrive too
+    names = names_for(read_bus(), subscription_id)
+    assert names.count("subscription.cancellation_scheduled") == 1, names
+    assert names.count("subscription.renewed") == 1, names
+
+
+def test_another_user_cannot_cancel_without_a_subscription(local_stack: LocalStack) -> None:
+    # A signed-in user with no billing account: 404, and nothing reaches Stripe for anyone else
+    response = api(local_stack, "POST", "/billing/subscription/cancel", f"user-e2e-{uuid.uuid4().hex[:8]}")
+    assert response.status_code == 404, response.text

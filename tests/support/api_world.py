@@ -38,6 +38,7 @@ def world(api_env: Any, monkeypatch: pytest.MonkeyPatch) -> World:
     # Built from the world on every use, so a test may swap a fake between requests.
     monkeypatch.setattr(bootstrap.Container, "checkout", property(lambda c: w.checkout()))
     monkeypatch.setattr(bootstrap.Container, "portal", property(lambda c: w.portal()))
+    monkeypatch.setattr(bootstrap.Container, "cancellations", property(lambda c: w.cancellations()))
     api_env.__dict__["plan_catalog"] = CatalogCache(api_env.settings.plan_catalog, FakeCatalogGateway)
     return w
 

@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from tollgate.ports.messaging import DomainEventPublisher
     from tollgate.ports.storage import RateLimiter, RequestWindows
     from tollgate.services.billing_status import BillingStatusService
+    from tollgate.services.cancellations import CancellationService
     from tollgate.services.catalog import CatalogCache
     from tollgate.services.checkout import CheckoutService
     from tollgate.services.domain_event_relay import DomainEventRelay
     from tollgate.services.event_replay import EventReplay
+    from tollgate.services.invoices import InvoiceService
     from tollgate.services.plan_changes import PlanChangeService
     from tollgate.services.portal import PortalService
     from tollgate.services.provisioning import Provisioner, StackProvisioning
@@ -232,11 +234,11 @@ class Container:
             directory=self.customer_directory,
             customers=StripeCustomerGateway(self.stripe),
             subscriptions=self.subscription_repository,
-            access_policy=self.access_policy,
             rate_limiter=self.session_rate_limiter,
             sessions=StripeSessionGateway(self.stripe),
             windows=self.request_windows,
             clock=self.clock,
+            trial_policy=self.settings.trial_policy,
         )
 
     @lazy
@@ -276,6 +278,38 @@ class Container:
             store=DynamoPendingChangeStore(self.dynamodb, self.settings.table_name),
             signer=TokenSigner.from_stripe_key(self.stripe_api_key),
             clock=self.clock,
+        )
+
+    @lazy
+    def cancellations(self) -> CancellationService:
+        from tollgate.adapters.stripe_api.cancellations import StripeCancellationGateway
+        from tollgate.services.cancellations import CancellationService
+
+        return CancellationService(
+            directory=self.customer_directory,
+            subscriptions=self.subscription_repository,
+            gateway=StripeCancellationGateway(self.stripe),
+            rate_limiter=self.session_rate_limiter,
+            windows=self.request_windows,
+            clock=self.clock,
+        )
+
+    @lazy
+    def invoices(self) -> InvoiceService:
+        from tollgate.adapters.dynamodb.rate_limiter import DynamoRateLimiter
+        from tollgate.adapters.stripe_api.invoices import StripeInvoiceGateway
+        from tollgate.services.invoices import InvoiceService
+
+        # Page reads share the status checks' per-user limit (each costs Stripe calls), in their own window.
+        limiter = DynamoRateLimiter(
+            self.dynamodb,
+            self.settings.table_name,
+            self.settings.status_check_rate_limit_per_minute,
+            clock=self.clock,
+            scope="invoices",
+        )
+        return InvoiceService(
+            directory=self.customer_directory, gateway=StripeInvoiceGateway(self.stripe), rate_limiter=limiter
         )
 
     @lazy

@@ -181,7 +181,11 @@ class Settings(BaseModel):
     checkout_cancel_url: str | None = None
     portal_return_url: str | None = None
     portal_configuration_id: str | None = None
+    # Dunning: past_due keeps access until Stripe's retries end (unpaid/canceled), or for past_due_grace_days.
+    past_due_grace: Literal["until_stripe_gives_up", "days"] = "until_stripe_gives_up"
     past_due_grace_days: Annotated[int, Field(ge=0, le=60)] = 7
+    # Who gets the catalog plan's trial on Checkout.
+    trial_policy: Literal["once_per_user", "always", "never"] = "once_per_user"
     # An incomplete subscription (first payment pending, e.g. 3-D Secure) is denied unless the product opts in.
     allow_incomplete_access: bool = False
     # Stripe transport. The SDK's defaults (80 s, 2 retries) do not fit API Gateway's 30 s.
@@ -271,7 +275,9 @@ class Settings(BaseModel):
             "checkout_cancel_url": environ.get("CHECKOUT_CANCEL_URL"),
             "portal_return_url": environ.get("PORTAL_RETURN_URL"),
             "portal_configuration_id": environ.get("PORTAL_CONFIGURATION_ID"),
+            "past_due_grace": environ.get("PAST_DUE_GRACE", "until_stripe_gives_up"),
             "past_due_grace_days": environ.get("PAST_DUE_GRACE_DAYS", "7"),
+            "trial_policy": environ.get("TRIAL_POLICY", "once_per_user"),
             "allow_incomplete_access": environ.get("ALLOW_INCOMPLETE_ACCESS", "false"),
             "stripe_timeout_seconds": environ.get("STRIPE_TIMEOUT_SECONDS", "5"),
             "stripe_max_network_retries": environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"),

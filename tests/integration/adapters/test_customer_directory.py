@@ -348,3 +348,22 @@ def test_concurrent_checkouts_after_a_deletion_create_one_replacement(
     assert len(stripe.created) == 2
     assert set(results) == {stripe.created[1]}
     assert directory.lookup("user-dc").generation == 1
+
+
+def test_a_subscription_link_is_recorded_on_the_user_and_survives_a_deleted_customer(
+    directory: DynamoCustomerDirectory,
+) -> None:
+    # Given a user whose customer was created by checkout (a plain link: no subscription yet)
+    stripe = IdempotentFakeStripeCustomers()
+    old = ensure_customer(directory, stripe, "user-t", None)
+    assert directory.lookup("user-t").had_subscription is False  # control: a customer alone is no subscription
+    # When the webhook links the user from their subscription's metadata (twice: a redelivery)
+    directory.link("user-t", old, subscribed=True)
+    directory.link("user-t", old, subscribed=True)
+    # Then the user's item records it
+    assert directory.lookup("user-t").had_subscription is True
+    # And after Stripe deleted that customer and checkout replaced it, the record is still the user's
+    directory.mark_deleted(old)
+    new = ensure_customer(directory, stripe, "user-t", None)
+    assert new != old
+    assert directory.lookup("user-t") == UserRecord(new, 1, had_subscription=True)

@@ -205,10 +205,10 @@ def test_control_a_mapping_that_ignores_deletion_keeps_failing_the_users_checkou
     # just an upstream error
     from contextlib import nullcontext
 
-    from tollgate.adapters.dynamodb.customer_directory import DynamoCustomerDirectory
     from tollgate.adapters.stripe_api import sessions as checkout_module
+    from tollgate.domain.customers import UserRecord
 
-    monkeypatch.setattr(DynamoCustomerDirectory, "customer_for_user", lambda self, u: self.lookup(u).customer_id)
+    monkeypatch.setattr(UserRecord, "live_customer_id", property(lambda r: r.customer_id))
     monkeypatch.setattr(checkout_module, "customer_missing_as_domain_error", nullcontext)
     old = first_checkout(stack, "user-naive")
     delete_in_stripe(stack, old)

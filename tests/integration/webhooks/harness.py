@@ -96,7 +96,7 @@ class FakeDirectory:
     links: dict[str, str] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
 
-    def link(self, user_id: str, customer_id: str) -> None:
+    def link(self, user_id: str, customer_id: str, *, subscribed: bool = False) -> None:
         if self.links.get(customer_id, user_id) != user_id:
             raise errors.Conflict()
         self.links[customer_id] = user_id

@@ -9,13 +9,14 @@ from typing import Any
 
 from tollgate import errors
 from tollgate.config import PlanCatalog
-from tollgate.domain.access import AccessPolicy
+from tollgate.domain.cancellation import LiveSubscription
 from tollgate.domain.catalog import PriceView, PricingPlanView, ResolvedCatalog
 from tollgate.domain.customers import CreationClaim, UserRecord
 from tollgate.domain.subscriptions import SubscriptionState
 from tollgate.errors import CustomerMissing
 from tollgate.http.identity import Caller
 from tollgate.ports.stripe import SessionLink
+from tollgate.services.cancellations import CancellationService
 from tollgate.services.catalog import resolve_catalog
 from tollgate.services.checkout import CheckoutOptions, CheckoutService
 from tollgate.services.portal import PortalOptions, PortalService
@@ -69,6 +70,7 @@ class InMemoryDirectory:
         self.claims: set[str] = set()
         self.generations: dict[str, int] = {}
         self.deleted: set[str] = set()
+        self.subscribed: set[str] = set()
         self._lock = threading.Lock()
 
     def customer_for_user(self, user_id: str) -> str | None:
@@ -76,7 +78,9 @@ class InMemoryDirectory:
 
     def lookup(self, user_id: str) -> UserRecord:
         customer_id = self.user_to_customer.get(user_id)
-        return UserRecord(customer_id, self.generations.get(user_id, 0), customer_id in self.deleted)
+        return UserRecord(
+            customer_id, self.generations.get(user_id, 0), customer_id in self.deleted, user_id in self.subscribed
+        )
 
     def mark_deleted(self, customer_id: str) -> None:
         self.deleted.add(customer_id)
@@ -84,11 +88,13 @@ class InMemoryDirectory:
     def user_for_customer(self, customer_id: str) -> str | None:
         return next((u for u, c in self.user_to_customer.items() if c == customer_id), None)
 
-    def link(self, user_id: str, customer_id: str) -> None:
+    def link(self, user_id: str, customer_id: str, *, subscribed: bool = False) -> None:
         with self._lock:
             if self.user_to_customer.get(user_id, customer_id) != customer_id:
                 raise errors.Conflict()
             self.user_to_customer[user_id] = customer_id
+            if subscribed:
+                self.subscribed.add(user_id)
 
     def claim_creation(self, user_id: str, replacing: str | None = None) -> CreationClaim:
         with self._lock:
@@ -157,6 +163,22 @@ class FakeSubscriptions:
         return self.states.get(customer_id)
 
 
+@dataclass
+class FakeCancellations:
+    """Stripe's side of cancel/resume: live subscriptions by id, and the updates sent (with their keys)."""
+
+    live: dict[str, LiveSubscription] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def subscription(self, subscription_id: str) -> LiveSubscription:
+        if subscription_id not in self.live:
+            raise errors.UpstreamNotFound()
+        return self.live[subscription_id]
+
+    def update(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None:
+        self.updates.append({"id": subscription_id, "params": params, "key": idempotency_key})
+
+
 class InMemoryRequestWindows:
     """First-seen windows as DynamoRequestWindows keeps them."""
 
@@ -202,7 +224,9 @@ class World:
     subscriptions: FakeSubscriptions = field(default_factory=FakeSubscriptions)
     limiter: Any = field(default_factory=AdmitAll)
     windows: Any = field(default_factory=InMemoryRequestWindows)
+    cancellation_gateway: FakeCancellations = field(default_factory=FakeCancellations)
     now: float = 1_790_100_000.0
+    trial_policy: Any = "once_per_user"
 
     def checkout(self) -> CheckoutService:
         catalog = resolved_catalog()
@@ -212,11 +236,11 @@ class World:
             directory=self.directory,
             customers=self.customers,
             subscriptions=self.subscriptions,
-            access_policy=AccessPolicy(),
             rate_limiter=self.limiter,
             sessions=self.sessions,
             windows=self.windows,
             clock=lambda: self.now,
+            trial_policy=self.trial_policy,
         )
 
     def portal(self) -> PortalService:
@@ -226,6 +250,16 @@ class World:
             subscriptions=self.subscriptions,
             rate_limiter=self.limiter,
             sessions=self.sessions,
+            windows=self.windows,
+            clock=lambda: self.now,
+        )
+
+    def cancellations(self) -> CancellationService:
+        return CancellationService(
+            directory=self.directory,
+            subscriptions=self.subscriptions,
+            gateway=self.cancellation_gateway,
+            rate_limiter=self.limiter,
             windows=self.windows,
             clock=lambda: self.now,
         )

@@ -82,12 +82,78 @@ def test_a_user_whose_subscription_grants_access_gets_409(checkout_api: Invoke, 
     assert world.sessions.checkout_calls == []
 
 
-@pytest.mark.parametrize("status", ["canceled", "incomplete_expired", "unpaid"])
+@pytest.mark.parametrize("status", ["canceled", "incomplete_expired"])
 def test_a_user_whose_subscription_ended_may_subscribe_again(checkout_api: Invoke, world: World, status: str) -> None:
     world.directory.link("user-alice", "cus_alice")
     world.subscriptions.states["cus_alice"] = subscription("cus_alice", status)
     response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
     assert response["statusCode"] == 200
+
+
+@pytest.mark.parametrize(("status", "remedy"), [("unpaid", "pay it"), ("incomplete", "pay it"), ("paused", "portal")])
+def test_a_subscription_stripe_may_still_collect_on_blocks_a_second_one(
+    checkout_api: Invoke, world: World, status: str, remedy: str
+) -> None:
+    # Given a user whose subscription is denied access, yet Stripe may still collect on it (an open invoice)
+    world.directory.link("user-alice", "cus_alice")
+    world.subscriptions.states["cus_alice"] = subscription("cus_alice", status)
+    # When they try to start a second subscription
+    response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    # Then 409 points at the invoice to pay (or the portal), and Stripe is not called
+    assert response["statusCode"] == 409
+    assert remedy in body_of(response)["error"]["reason"]
+    assert "portal" in body_of(response)["error"]["reason"]
+    assert world.sessions.checkout_calls == []
+
+
+def test_a_scheduled_cancellation_that_took_effect_no_longer_blocks(checkout_api: Invoke, world: World) -> None:
+    # Given an active subscription whose cancel_at already passed (its deletion event not in yet)
+    world.directory.link("user-alice", "cus_alice")
+    world.subscriptions.states["cus_alice"] = subscription("cus_alice", "active", cancel_at=int(world.now) - 60)
+    # When they subscribe again / Then it is not a live subscription any more
+    response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    assert response["statusCode"] == 200
+
+
+def trial_days_sent(world: World) -> object:
+    return world.sessions.checkout_calls[-1]["params"]["subscription_data"].get("trial_period_days")
+
+
+@pytest.mark.parametrize(("policy", "trial"), [("once_per_user", None), ("always", 14), ("never", None)])
+def test_a_user_who_had_a_subscription_gets_the_trial_only_as_the_policy_says(
+    checkout_api: Invoke, world: World, policy: str, trial: object
+) -> None:
+    # Given a user whose earlier subscription (linked by its webhook) was canceled
+    world.trial_policy = policy
+    world.directory.link("user-alice", "cus_alice", subscribed=True)
+    world.subscriptions.states["cus_alice"] = subscription("cus_alice", "canceled")
+    # When they subscribe again to a plan with a 14-day trial
+    response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    # Then the trial is there only under "always"
+    assert response["statusCode"] == 200
+    assert trial_days_sent(world) == trial
+
+
+@pytest.mark.parametrize(("policy", "trial"), [("once_per_user", 14), ("always", 14), ("never", None)])
+def test_a_new_user_gets_the_trial_unless_the_policy_is_never(
+    checkout_api: Invoke, world: World, policy: str, trial: object
+) -> None:
+    world.trial_policy = policy
+    response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    assert response["statusCode"] == 200
+    assert trial_days_sent(world) == trial
+
+
+def test_the_trial_record_survives_a_deleted_stripe_customer(checkout_api: Invoke, world: World) -> None:
+    # Given a user who had a subscription, then Stripe deleted their customer (and its subscriptions with it)
+    world.directory.link("user-alice", "cus_alice", subscribed=True)
+    world.directory.mark_deleted("cus_alice")
+    # When they subscribe again: a new customer, with no subscription of its own
+    response = checkout_api("POST", "/checkout/sessions", body={"plan": "starter"}, claims=ALICE)
+    # Then no second trial (the record is the user's, not the customer's)
+    assert response["statusCode"] == 200
+    assert world.sessions.checkout_calls[-1]["params"]["customer"] != "cus_alice"
+    assert trial_days_sent(world) is None
 
 
 @pytest.mark.parametrize(

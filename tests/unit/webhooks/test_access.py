@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate.domain.access import DAY, AccessDecision, AccessPolicy, decide_access
+from tollgate.config import Settings
+from tollgate.domain.access import (
+    DAY,
+    AccessDecision,
+    AccessPolicy,
+    decide_access,
+    decide_checkout,
+    trial_allowed,
+)
 from tollgate.domain.subscriptions import SubscriptionState
 
 NOW = 1_800_000_000
@@ -100,7 +108,7 @@ def test_pricing_plan_subscriptions_follow_servicing_and_collection(
 def test_policy_reads_grace_days_from_settings() -> None:
     from tollgate.config import Settings
 
-    settings = Settings(table_name="t-x", stripe_secret_arn="arn", past_due_grace_days=3)
+    settings = Settings(table_name="t-x", stripe_secret_arn="arn", past_due_grace="days", past_due_grace_days=3)
     assert AccessPolicy.from_settings(settings).past_due_grace_seconds == 3 * DAY
 
 
@@ -152,3 +160,85 @@ def test_a_trialing_subscription_set_to_cancel_keeps_access_until_the_trial_peri
     s = state(status="trialing", trial_end=NOW + 3 * DAY, current_period_end=NOW + 3 * DAY, cancel_at_period_end=True)
     assert decide_access(s, NOW, POLICY) == AccessDecision(True, "cancel_at_period_end", NOW + 3 * DAY)
     assert decide_access(s, NOW + 3 * DAY, POLICY).allowed is False
+
+
+# ----------------------------------------------------------------------------------------------- dunning default
+
+
+def test_the_default_dunning_policy_waits_for_stripe() -> None:
+    # Given the configuration's defaults (PAST_DUE_GRACE unset; PAST_DUE_GRACE_DAYS keeps its 7 for "days")
+    settings = Settings(table_name="t-x", stripe_secret_arn="arn")
+    assert settings.past_due_grace == "until_stripe_gives_up"
+    assert AccessPolicy.from_settings(settings) == AccessPolicy()
+    assert AccessPolicy().past_due_grace_seconds is None
+
+
+def test_with_the_default_access_holds_through_every_retry_and_ends_at_unpaid() -> None:
+    # Given a renewal that failed at the period start and Stripe's default smart retries (up to 8 over 2 weeks,
+    # here every 2 days through day 14, then 21 days for a custom schedule)
+    policy = AccessPolicy()
+    started = NOW
+    retries = [started + d * DAY for d in (0, 1, 3, 5, 7, 9, 11, 14, 21)]
+    past_due = state(status="past_due", current_period_start=started, current_period_end=started + 30 * DAY)
+    # When deciding at each retry while the subscription stays past_due
+    decisions = [decide_access(past_due, at, policy) for at in retries]
+    # Then every one grants access, open-ended (no clock of ours ends it)
+    assert {(d.allowed, d.reason, d.until) for d in decisions} == {(True, "past_due_retrying", None)}
+    # And when Stripe gives up (unpaid, or canceled), access ends
+    assert decide_access(state(status="unpaid"), retries[-1] + 1, policy) == AccessDecision(False, "unpaid", None)
+    assert not decide_access(state(status="canceled"), retries[-1] + 1, policy).allowed
+    # Control: the 7-day option ends access while Stripe is still retrying
+    seven = AccessPolicy(past_due_grace_seconds=7 * DAY)
+    assert [decide_access(past_due, at, seven).allowed for at in retries].count(False) == 5
+
+
+def test_the_default_still_ends_at_a_scheduled_cancellation() -> None:
+    past_due = state(status="past_due", cancel_at_period_end=True, current_period_end=NOW + DAY)
+    assert decide_access(past_due, NOW, AccessPolicy()).allowed
+    assert decide_access(past_due, NOW + DAY, AccessPolicy()).reason == "canceled_period_ended"
+
+
+# ----------------------------------------------------------------------------------------------- one live subscription
+
+
+@pytest.mark.parametrize("status", ["active", "trialing", "past_due", "unpaid", "paused", "incomplete"])
+def test_a_subscription_stripe_may_collect_on_blocks_checkout(status: str) -> None:
+    decision = decide_checkout([state(status=status)], NOW)
+    assert (decision.allowed, decision.blocking) == (False, state(status=status))
+
+
+@pytest.mark.parametrize("status", ["canceled", "incomplete_expired"])
+def test_an_ended_subscription_does_not_block_checkout(status: str) -> None:
+    assert decide_checkout([state(status=status)], NOW).allowed
+
+
+def test_an_unpaid_subscription_blocks_checkout_although_it_grants_no_access() -> None:
+    # Control for the old rule ("refuse only while access is granted"): unpaid is denied access, yet blocks
+    unpaid = state(status="unpaid")
+    assert not decide_access(unpaid, NOW, AccessPolicy()).allowed
+    decision = decide_checkout([state(subscription_id="sub_old", status="canceled"), unpaid], NOW)
+    assert (decision.allowed, decision.remedy) == (False, "pay_invoice")
+
+
+def test_a_gone_or_already_ended_subscription_does_not_block_checkout() -> None:
+    assert decide_checkout([state(gone=True)], NOW).allowed
+    assert decide_checkout([state(cancel_at=NOW - 1)], NOW).allowed
+    assert decide_checkout([], NOW).allowed
+
+
+# ----------------------------------------------------------------------------------------------- trial policy
+
+
+@pytest.mark.parametrize(
+    ("policy", "had", "allowed"),
+    [
+        ("once_per_user", False, True),
+        ("once_per_user", True, False),
+        ("always", True, True),
+        ("always", False, True),
+        ("never", False, False),
+        ("never", True, False),
+    ],
+)
+def test_trial_policy(policy: str, had: bool, allowed: bool) -> None:
+    assert trial_allowed(policy, had) is allowed  # type: ignore[arg-type]

@@ -5,23 +5,33 @@ subscription state, the time and a policy. Everything that grants or denies acce
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from tollgate.config import Settings
 from tollgate.domain.subscriptions import SubscriptionState
 
 DAY = 86_400
 
+#: Statuses of a subscription Stripe may still collect on (or that still runs): a user holding one must manage or
+#: pay it (the portal, the open invoice) instead of starting a second subscription beside it.
+COLLECTABLE_STATUSES: frozenset[str] = frozenset({"active", "trialing", "past_due", "unpaid", "paused", "incomplete"})
+
+TrialPolicy = Literal["once_per_user", "always", "never"]
+
 
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
-    past_due_grace_seconds: int = 7 * DAY
+    #: How long a past_due subscription keeps access from its current period start; None: until Stripe gives up
+    #: (its retries end in ``unpaid`` or ``canceled``, per the account's revenue recovery settings).
+    past_due_grace_seconds: int | None = None
     #: An incomplete subscription (first payment pending, e.g. 3-D Secure) is denied unless the product opts in.
     allow_incomplete: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessPolicy:
+        days = settings.past_due_grace_days if settings.past_due_grace == "days" else None
         return cls(
-            past_due_grace_seconds=settings.past_due_grace_days * DAY,
+            past_due_grace_seconds=None if days is None else days * DAY,
             allow_incomplete=settings.allow_incomplete_access,
         )
 
@@ -76,6 +86,9 @@ def _scheduled_end(state: SubscriptionState) -> int | None:
 
 def _within_grace(state: SubscriptionState, now: int, policy: AccessPolicy) -> AccessDecision:
     # A renewal invoice is created (and first fails) when the new period starts: grace runs from there.
+    if policy.past_due_grace_seconds is None:
+        # Stripe is still retrying the renewal: access holds until its retries end in unpaid or canceled.
+        return AccessDecision(True, "past_due_retrying", None)
     started = state.current_period_start
     if started is None:
         return AccessDecision(False, "past_due", None)
@@ -125,3 +138,44 @@ def pick_current(
         states,
         key=lambda s: (denied(s), _STATUS_RANK.get(s.status, 9), -(s.current_period_end or 0), s.subscription_id),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutDecision:
+    """Whether the user may open a new Checkout: refused while a subscription Stripe may still collect on exists,
+    with that subscription, so the caller can point at the portal or at the invoice to pay."""
+
+    allowed: bool
+    blocking: SubscriptionState | None = None
+
+    @property
+    def remedy(self) -> str:
+        if self.blocking is None:
+            return ""
+        if self.blocking.status in ("past_due", "unpaid", "incomplete"):
+            return "pay_invoice"
+        return "portal"
+
+
+def decide_checkout(states: list[SubscriptionState], now: int) -> CheckoutDecision:
+    """One live subscription per user: any subscription in a collectable status blocks a second one, whatever
+    access it grants (an ``unpaid`` one is denied access yet Stripe may still collect its open invoice). A
+    scheduled cancellation that already took effect (its deletion event not in yet) no longer blocks."""
+    for state in sorted(states, key=lambda s: (_STATUS_RANK.get(s.status, 9), s.subscription_id)):
+        if state.gone or state.status not in COLLECTABLE_STATUSES:
+            continue
+        ends = _scheduled_end(state)
+        if ends is not None and now >= ends:
+            continue
+        return CheckoutDecision(False, state)
+    return CheckoutDecision(True)
+
+
+def trial_allowed(policy: TrialPolicy, had_subscription: bool) -> bool:
+    """Whether a new Checkout carries the catalog plan's trial: ``once_per_user`` only to a user who never had a
+    subscription (with any of their customers, deleted ones included), ``always``, or ``never``."""
+    if policy == "always":
+        return True
+    if policy == "never":
+        return False
+    return not had_subscription

@@ -13,11 +13,13 @@ NO_BILLING_ACCOUNT = "no billing account yet: start a checkout first"
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     """The user's mapping: the linked customer (None while creation is only claimed), whether Stripe deleted it,
-    and the creation key's generation."""
+    the creation key's generation, and whether the user ever had a subscription (with any customer, kept when
+    Stripe deletes one: the trial policy reads it)."""
 
     customer_id: str | None
     generation: int = 0
     deleted: bool = False
+    had_subscription: bool = False
 
     @property
     def live_customer_id(self) -> str | None:

@@ -37,8 +37,10 @@ class CustomerDirectory(CustomerLookup, Protocol):
         """Record that Stripe deleted the customer, on both items of its mapping."""
         ...
 
-    def link(self, user_id: str, customer_id: str) -> None:
-        """Store the mapping both ways. Idempotent; a user or customer already linked elsewhere is a Conflict."""
+    def link(self, user_id: str, customer_id: str, *, subscribed: bool = False) -> None:
+        """Store the mapping both ways. Idempotent; a user or customer already linked elsewhere is a Conflict.
+        ``subscribed``: the link comes from a subscription of this customer, recorded on the user's item for good
+        (the trial policy's "had a subscription", kept when Stripe deletes the customer)."""
         ...
 
     def lookup(self, user_id: str) -> UserRecord:

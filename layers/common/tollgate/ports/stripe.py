@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from tollgate.domain.cancellation import LiveSubscription
     from tollgate.domain.catalog import PriceView, PricingPlanView
     from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
     from tollgate.domain.provisioning import Account, Change
@@ -54,6 +55,24 @@ class PlanChangeGateway(Protocol):
     def preview(self, params: dict[str, Any]) -> ProrationPreview: ...
 
     def apply(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None: ...
+
+
+class CancellationGateway(Protocol):
+    """Cancel at period end and resume: the live subscription, and its one update."""
+
+    def subscription(self, subscription_id: str) -> LiveSubscription: ...
+
+    def update(self, subscription_id: str, params: dict[str, Any], idempotency_key: str) -> None: ...
+
+
+class InvoiceGateway(Protocol):
+    """The caller's invoices: one page for a customer (newest first) and an invoice's customer."""
+
+    def list_invoices(
+        self, customer_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Mapping[str, Any]], bool]: ...
+
+    def invoice_customer(self, invoice_id: str) -> str | None: ...
 
 
 class StripeReader(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 
 from tollgate import errors
 from tollgate.config import Settings
-from tollgate.domain.access import AccessPolicy, decide_access
+from tollgate.domain.access import TrialPolicy, decide_checkout, trial_allowed
 from tollgate.domain.catalog import ResolvedCatalog, ResolvedPlan
 from tollgate.observability import MetricName, MetricUnit, logger, metrics
 from tollgate.ports.storage import CustomerDirectory, RateLimiter, RequestWindows, SubscriptionRepository
@@ -49,12 +49,13 @@ class CheckoutOptions:
 
 
 def checkout_params(
-    plan: ResolvedPlan, quantity: int, customer_id: str, user_id: str, options: CheckoutOptions
+    plan: ResolvedPlan, quantity: int, customer_id: str, user_id: str, options: CheckoutOptions, *, trial: bool = True
 ) -> dict[str, Any]:
-    """The Checkout Session, built only from the catalog, configuration and the caller's identity."""
+    """The Checkout Session, built only from the catalog, configuration and the caller's identity (``trial``: the
+    server's trial eligibility decision)."""
     metadata = {"app_user_id": user_id, "plan": plan.key}
     subscription_data: dict[str, Any] = {"metadata": dict(metadata)}
-    if plan.trial_days:
+    if plan.trial_days and trial:
         subscription_data["trial_period_days"] = plan.trial_days
     params: dict[str, Any] = {
         "mode": "subscription",
@@ -98,11 +99,11 @@ class CheckoutService:
     directory: CustomerDirectory
     customers: CustomerGateway
     subscriptions: SubscriptionRepository
-    access_policy: AccessPolicy
     rate_limiter: RateLimiter
     sessions: SessionGateway
     windows: RequestWindows
     clock: Callable[[], float] = time.time
+    trial_policy: TrialPolicy = "once_per_user"
 
     def start(
         self, user_id: str, email: str | None, plan_key: str, quantity: int, client_key: str | None
@@ -119,36 +120,45 @@ class CheckoutService:
             now=self.clock(),
             window=DERIVED_KEY_WINDOW_SECONDS,
         )
-        customer_id = self.directory.customer_for_user(user_id)
+        record = self.directory.lookup(user_id)
+        customer_id = record.live_customer_id
+        had_subscription = record.had_subscription
         if customer_id is not None:
-            self._refuse_if_subscribed(customer_id)
+            had_subscription = self._refuse_if_subscribed(customer_id) or had_subscription
         else:
             customer_id = ensure_customer(self.directory, self.customers, user_id, email)
+        trial = trial_allowed(self.trial_policy, had_subscription)
         try:
-            link = self._open(plan, quantity, customer_id, user_id, key)
+            link = self._open(plan, quantity, customer_id, user_id, key, trial=trial)
         except errors.CustomerMissing:
             # Stripe deleted the customer and its webhook has not arrived yet: record it, replace it, go on.
             logger.warning("mapped customer missing in Stripe", customer_id=customer_id)
             self.directory.mark_deleted(customer_id)
             customer_id = ensure_customer(self.directory, self.customers, user_id, email)
-            link = self._open(plan, quantity, customer_id, user_id, key)
-        logger.info("checkout session created", session_id=link.id, customer_id=customer_id, plan=plan.key)
+            link = self._open(plan, quantity, customer_id, user_id, key, trial=trial)
+        logger.info("checkout session created", session_id=link.id, customer_id=customer_id, plan=plan.key, trial=trial)
         # A retried request answered with the same session counts again: a count of successful requests.
         metrics.add_metric(name=MetricName.CHECKOUT_SESSIONS_CREATED, unit=MetricUnit.Count, value=1)
         return link
 
-    def _open(self, plan: ResolvedPlan, quantity: int, customer_id: str, user_id: str, key: str) -> SessionLink:
-        params = checkout_params(plan, quantity, customer_id, user_id, self.options)
+    def _open(
+        self, plan: ResolvedPlan, quantity: int, customer_id: str, user_id: str, key: str, *, trial: bool
+    ) -> SessionLink:
+        params = checkout_params(plan, quantity, customer_id, user_id, self.options, trial=trial)
         version = PRICING_PLAN_CHECKOUT_VERSION if plan.pricing_plan else None
         # The key covers the customer: once a deleted customer is replaced, the request is a new Stripe call (the
         # old key's stored answer is the deleted customer's 404, or a different request).
         return self.sessions.create_checkout_session(params, f"checkout:{digest(key, customer_id)}", version)
 
-    def _refuse_if_subscribed(self, customer_id: str) -> None:
-        state = self.subscriptions.current_for_customer(customer_id)
-        decision = decide_access(state, int(self.clock()), self.access_policy)
-        if decision.allowed:
+    def _refuse_if_subscribed(self, customer_id: str) -> bool:
+        """Refuse while the customer has a subscription Stripe may still collect on; True when it had any."""
+        states = self.subscriptions.for_customer(customer_id)
+        decision = decide_checkout(states, int(self.clock()))
+        if decision.remedy == "pay_invoice":
+            raise errors.Conflict("your subscription has an unpaid invoice: pay it in the billing portal")
+        if decision.remedy == "portal":
             raise errors.Conflict("you already have a subscription: manage it in the billing portal")
+        return bool(states)
 
 
 def stripe_call_budget_seconds(settings: Settings) -> float:

@@ -78,8 +78,10 @@ class SubscriptionWriter:
         return Committed(result, carried=bool(announcements) and result.outcome in COMMITTED)
 
     def link(self, user_id: str, customer_id: str) -> None:
+        """Every link the effects carry comes from a subscription (its metadata, its Checkout Session), so it also
+        records that the user had one."""
         try:
-            self.directory.link(user_id, customer_id)
+            self.directory.link(user_id, customer_id, subscribed=True)
         except errors.Conflict:
             # Permanent: retrying would never succeed. Count it and carry on with the projection.
             metrics.add_metric(name=MetricName.WEBHOOK_LINK_CONFLICT, unit=MetricUnit.Count, value=1)

@@ -89,15 +89,18 @@ class DynamoCustomerDirectory:
         value = (item or {}).get("user_id", {}).get("S")
         return value if isinstance(value, str) and value else None
 
-    def link(self, user_id: str, customer_id: str) -> None:
+    def link(self, user_id: str, customer_id: str, *, subscribed: bool = False) -> None:
         now = {"N": str(int(self._clock()))}
+        # A subscription's link also records, for good, that the user had one (the trial policy reads it).
+        subscribed_set = ", subscribed_at = if_not_exists(subscribed_at, :now)" if subscribed else ""
         items: Any = [
             {
                 "Update": {
                     "TableName": self._table,
                     "Key": self._user_key(user_id),
-                    "UpdateExpression": "SET customer_id = :c, created_at = if_not_exists(created_at, :now) "
-                    "REMOVE claim_expires_at",
+                    "UpdateExpression": "SET customer_id = :c, created_at = if_not_exists(created_at, :now)"
+                    + subscribed_set
+                    + " REMOVE claim_expires_at",
                     "ConditionExpression": "attribute_not_exists(customer_id) OR customer_id = :c",
                     "ExpressionAttributeValues": {":c": {"S": customer_id}, ":now": now},
                 }
@@ -241,6 +244,7 @@ def _user_record(item: dict[str, Any]) -> UserRecord:
         customer_id=customer_id if isinstance(customer_id, str) and customer_id else None,
         generation=int(generation) if generation else 0,
         deleted=item.get("customer_deleted", {}).get("BOOL") is True,
+        had_subscription="subscribed_at" in item,
     )
 
 
