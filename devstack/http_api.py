@@ -1,9 +1,10 @@
-"""An emulator of the template's API Gateway HTTP API: its routes, JWT authorizer, CORS and payload format 2.0.
+"""An emulator of the template's API Gateway HTTP API: its routes, JWT and IAM authorizers, CORS and payload
+format 2.0.
 
 The route table, authorizers, stage and CORS settings are read from template.yaml (``http_api_from_template``), so
 the local API serves exactly what would be deployed. Each request goes through the steps API Gateway applies, in
-its order: body limit -> CORS preflight -> route match -> JWT authorizer -> Lambda proxy integration (30 s) ->
-response mapping (+ CORS headers).
+its order: body limit -> CORS preflight -> route match -> JWT or IAM (SigV4, devstack.iam_authorizer) authorizer ->
+Lambda proxy integration (30 s) -> response mapping (+ CORS headers).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from devstack.iam_authorizer import IamDenied, IamRequest, LocalPrincipals, authorize
 from devstack.jwt_authorizer import (
     AuthorizerDenied,
     JwksSource,
@@ -37,6 +39,7 @@ log = logging.getLogger("devstack.api")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API payload quota
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # HTTP API maximum integration timeout
+IAM_AUTHORIZER = "AWS_IAM"  # a route's Auth.Authorizer for IAM (SigV4) authorization
 LOCAL_API_ID = "localapi"
 
 # Media types API Gateway passes as text; every other body (or none declared) arrives base64-encoded.
@@ -56,7 +59,7 @@ class Route:
     method: str  # upper-case, or ANY
     path: str  # the template's path, e.g. /checkout/sessions/{id}
     function_id: str
-    authorizer: str | None  # None: public (Authorizer: NONE)
+    authorizer: str | None  # None: public (Authorizer: NONE); AWS_IAM: SigV4; else a JWT authorizer's name
     scopes: tuple[str, ...]
 
     @property
@@ -177,7 +180,7 @@ def http_api_from_template(resolver: Resolver, api_id: str = "HttpApi") -> HttpA
             if authorizer == "NONE":
                 authorizer = None
             scopes = _as_tuple(route_auth.get("AuthorizationScopes")) or (
-                authorizers[authorizer].scopes if authorizer else ()
+                authorizers[authorizer].scopes if authorizer in authorizers else ()
             )
             method = str(event_props.get("Method", "ANY")).upper()
             routes.append(Route(method, str(event_props.get("Path", "/")), function_id, authorizer, scopes))
@@ -215,6 +218,7 @@ def build_event(
     claims: Mapping[str, Any] | None,
     request_id: str,
     domain_name: str,
+    iam: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A payload format 2.0 event, built the way API Gateway builds it."""
     headers: dict[str, str] = {}
@@ -265,11 +269,9 @@ def build_event(
         event["queryStringParameters"] = query
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
-    if claims is not None:
-        scopes = token_scopes(claims)
-        event["requestContext"]["authorizer"] = {
-            "jwt": {"claims": claims_as_api_gateway_passes_them(claims), "scopes": scopes or None}
-        }
+    authorizer = _authorizer_context(claims, iam)
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if body:
         if body_is_text(headers.get("content-type")):
             event["body"] = body.decode("utf-8", errors="replace")
@@ -277,6 +279,17 @@ def build_event(
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
     return event
+
+
+def _authorizer_context(claims: Mapping[str, Any] | None, iam: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``requestContext.authorizer`` as payload format 2.0 carries it: the JWT's claims and scopes, or the IAM
+    caller."""
+    if claims is not None:
+        scopes = token_scopes(claims)
+        return {"jwt": {"claims": claims_as_api_gateway_passes_them(claims), "scopes": scopes or None}}
+    if iam is not None:
+        return {"iam": dict(iam)}
+    return None
 
 
 @dataclass
@@ -328,8 +341,12 @@ class HttpApiEmulator:
         *,
         integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
         max_body_bytes: int = MAX_BODY_BYTES,
+        principals: LocalPrincipals | None = None,
+        region: str = "us-east-1",
     ) -> None:
         self.spec = spec
+        self.principals = principals or LocalPrincipals()
+        self.region = region
         self.invoke = invoke
         self.jwks = jwks
         self.integration_timeout_seconds = integration_timeout_seconds
@@ -416,10 +433,26 @@ class HttpApiEmulator:
             return _message(404, "Not Found")
         route, path_parameters = found
 
+        iam = None
         try:
-            claims = self._claims(route, lowered)
+            if route.authorizer == IAM_AUTHORIZER:
+                resource = f"{method}{raw_path[len(base) :] or '/'}"
+                request = IamRequest(method, host, raw_path, raw_query, lowered, body, resource)
+                iam = authorize(
+                    request,
+                    self.principals,
+                    account_id=ACCOUNT_ID,
+                    region=self.region,
+                    api_id=LOCAL_API_ID,
+                    stage=self.spec.stage,
+                )
+                claims = None
+            else:
+                claims = self._claims(route, lowered)
         except AuthorizerDenied as denied:
             return _denial(denied)
+        except IamDenied as denied:
+            return _message(403, denied.message)
 
         event = build_event(
             method=method,
@@ -434,6 +467,7 @@ class HttpApiEmulator:
             claims=claims,
             request_id=request_id,
             domain_name=host or "localhost",
+            iam=iam,
         )
         cors_headers = list(cors.headers_for(origin).items()) if cors and origin else []
         return self._integrate(route.function_id, event, cors_headers)

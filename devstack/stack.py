@@ -29,6 +29,7 @@ from devstack.cloudformation import CustomResourcePlayer, CustomResourceResponse
 from devstack.function_logs import LogView
 from devstack.functions import FunctionHost, FunctionSpec, functions_from_template
 from devstack.http_api import HttpApiEmulator, http_api_from_template
+from devstack.iam_authorizer import LocalPrincipals, Principal, invoke_patterns_from_template
 from devstack.jwt_authorizer import CachingJwks
 from devstack.parameters import InvalidParameters, parameter_problems, settings_problems
 from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
@@ -97,6 +98,9 @@ class LocalStack:
         self.provisioning: CustomResourceResponse | None = None
         self.responses: ResponseServer | None = None
         self.dev_user: dict[str, str] = {}
+        # The local IAM: one principal per service-caller policy of the template, holding exactly what it grants.
+        self.principals = LocalPrincipals()
+        self.service_callers: dict[str, Principal] = {}
         self.startup_seconds = 0.0
         # One clock for the stack: the emulator's offset from the wall clock, shared with every function worker.
         self._clock_dir = Path(tempfile.mkdtemp(prefix="tollgate-clock-"))
@@ -177,7 +181,14 @@ class LocalStack:
         self._check_function_settings(specs)
         self.functions = FunctionHost(specs, self.local_environment(), self.log_view)
         jwks = CachingJwks(url_for=self._jwks_url)
-        self.api = HttpApiEmulator(http_api_from_template(self.resolver), self.functions.invoke, jwks)
+        self._create_service_callers()
+        self.api = HttpApiEmulator(
+            http_api_from_template(self.resolver),
+            self.functions.invoke,
+            jwks,
+            principals=self.principals,
+            region=self.resolver.region,
+        )
         self.api.start(self.config.host, self.config.api_port)
 
         self._put_api_key()
@@ -385,6 +396,15 @@ class LocalStack:
         sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
         return {"email": DEV_USER_EMAIL, "password": password, "sub": sub, "pool_id": pool_id, "client_id": client_id}
 
+    def _create_service_callers(self) -> None:
+        """``reader`` holds ServiceReaderPolicy, ``admin`` both service policies (the app backend's two roles)."""
+        reader = invoke_patterns_from_template(self.template, "ServiceReaderPolicy")
+        admin = reader + invoke_patterns_from_template(self.template, "ServiceCustomerAdminPolicy")
+        for role, patterns in (("reader", reader), ("admin", admin)):
+            self.service_callers[role] = self.principals.create(
+                self.resolver.account_id, f"local-service-{role}", patterns
+            )
+
     def dev_token(self) -> str:
         """A real Cognito (moto) access token for the seeded development user."""
         return issue_dev_token(self.client("cognito-idp"), self.dev_user)
@@ -421,6 +441,11 @@ class LocalStack:
             "price_lookup_keys": [p.get("price_lookup_key") for p in catalog.get("plans", [])],
             "meter_event_names": meters,
             "stripe_provisioning": self.provisioning.data if self.provisioning else {},
+            # SigV4 credentials for the IAM service routes (tollgate.adapters.service_client signs with them).
+            "service_credentials": {
+                role: {"access_key_id": p.access_key_id, "secret_access_key": p.secret_access_key}
+                for role, p in self.service_callers.items()
+            },
         }
 
     def _jwt_facts(self) -> dict[str, Any]:

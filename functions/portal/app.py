@@ -1,5 +1,5 @@
 """Portal function: Customer Portal sessions, the caller's subscription status, previewed plan changes, cancel at
-period end and resume."""
+period end and resume, invoices; and the IAM service routes the app's own backends call about a user."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tollgate.http.models import (
     PreviewRequest,
 )
 from tollgate.http.responses import build_resolver, json_response
+from tollgate.http.service import CustomerDetailsRequest, feature_from, service_user_from
 from tollgate.observability import logger, metrics, tracer
 
 app = build_resolver()
@@ -70,6 +71,31 @@ def list_invoices() -> Response[str]:
     query = app.current_event.query_string_parameters or {}
     body = container().invoices.list_for_user(caller.user_id, query.get("limit"), query.get("starting_after"))
     return json_response(InvoiceListResponse.model_validate(body).model_dump())
+
+
+# ---- service routes (AWS_IAM in the template: SigV4-signed by the app's backends, never a user's JWT) ----------
+
+
+@app.get("/service/users/<user_id>/billing")
+def service_get_billing(user_id: str) -> Response[str]:
+    return json_response(container().billing_status.for_user(service_user_from(app.current_event)))
+
+
+@app.get("/service/users/<user_id>/features/<feature>")
+def service_get_feature(user_id: str, feature: str) -> Response[str]:
+    user = service_user_from(app.current_event)
+    return json_response(container().billing_status.feature_for_user(user, feature_from(app.current_event)))
+
+
+@app.put("/service/users/<user_id>/customer")
+def service_update_customer(user_id: str, request: CustomerDetailsRequest) -> Response[str]:
+    user = service_user_from(app.current_event)
+    return json_response(container().customer_accounts.update_details(user, request.details()))
+
+
+@app.delete("/service/users/<user_id>")
+def service_erase_user(user_id: str) -> Response[str]:
+    return json_response(container().customer_accounts.erase(service_user_from(app.current_event)))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -175,9 +175,13 @@ def test_routes_are_exactly_the_templates_http_api_events() -> None:
     assert spec.stage == template["Parameters"]["Stage"]["Default"]
     public = {r.route_key for r in spec.routes if r.authorizer is None}
     assert public == {"POST /webhooks/stripe", "GET /plans"}
-    protected = [r for r in spec.routes if r.authorizer is not None]
+    # And every other route needs a user's JWT with the scope, except the service routes (IAM, no scopes)
+    protected = [r for r in spec.routes if r.authorizer == "JwtAuthorizer"]
     assert protected
     assert all(r.scopes == (SCOPE,) for r in protected)
+    iam = [r for r in spec.routes if r.authorizer == "AWS_IAM"]
+    assert len(protected) + len(iam) + len(public) == len(spec.routes)
+    assert all(r.path.startswith("/service/") and r.scopes == () for r in iam)
     assert spec.authorizers["JwtAuthorizer"].issuer == ISSUER
     assert spec.authorizers["JwtAuthorizer"].audience == (CLIENT_ID,)
 

@@ -36,13 +36,18 @@ def http_api_event(
     query: dict[str, str] | None = None,
     base64_body: bool = False,
     route_key: str | None = None,
+    iam: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An event as API Gateway HTTP API builds it, starting from a recorded one in ``tests/events/apigw/`` (an
     authorized route, the public plan list, or Stripe's webhook delivery) with this request's parts filled in.
 
-    ``claims`` given means the JWT authorizer verified a token with those claims; None means a public route.
+    ``claims`` given means the JWT authorizer verified a token with those claims; ``iam`` given means the IAM
+    authorizer verified a SigV4 signature of that principal (``requestContext.authorizer.iam``); neither means a
+    public route.
     """
-    if claims is not None:
+    if iam is not None:
+        event = load_event("apigw/http_api_iam")
+    elif claims is not None:
         event = load_event("apigw/http_api_jwt")
     elif path.startswith("/webhooks/"):
         event = load_event("apigw/stripe_webhook")
@@ -80,15 +85,25 @@ def http_api_event(
         }
     )
     event.pop("body", None)
+    event.pop("pathParameters", None)  # the recorded request's: this request's come from ``path_parameters``
     if query:
         event["queryStringParameters"] = dict(query)
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if raw is not None:
         event["body"] = base64.b64encode(raw).decode() if base64_body else raw.decode()
+    _authorize(context, claims, scopes, iam)
+    return event
+
+
+def _authorize(
+    context: dict[str, Any], claims: dict[str, Any] | None, scopes: list[str] | None, iam: dict[str, Any] | None
+) -> None:
+    """What the route's authorizer verified: the JWT's claims, or the IAM caller (over the recorded one)."""
     if claims is not None:
         context["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes or []}}
-    return event
+    if iam is not None:
+        context["authorizer"] = {"iam": {**context["authorizer"]["iam"], **iam}}
 
 
 def sqs_event(bodies: list[str], *, queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:usage") -> dict[str, Any]:

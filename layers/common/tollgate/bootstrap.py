@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tollgate.services.cancellations import CancellationService
     from tollgate.services.catalog import CatalogCache
     from tollgate.services.checkout import CheckoutService
+    from tollgate.services.customer_accounts import CustomerAccountService
     from tollgate.services.domain_event_relay import DomainEventRelay
     from tollgate.services.event_replay import EventReplay
     from tollgate.services.invoices import InvoiceService
@@ -318,6 +319,18 @@ class Container:
 
         return BillingStatusService(
             self.subscription_repository, self.customer_directory, self.access_policy, clock=self.clock
+        )
+
+    @lazy
+    def customer_accounts(self) -> CustomerAccountService:
+        from tollgate.adapters.stripe_api.customer_accounts import StripeCustomerAccountGateway
+        from tollgate.services.customer_accounts import CustomerAccountService
+
+        return CustomerAccountService(
+            directory=self.customer_directory,
+            subscriptions=self.subscription_repository,
+            stripe=StripeCustomerAccountGateway(self.stripe),
+            clock=self.clock,
         )
 
     @lazy

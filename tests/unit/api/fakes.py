@@ -71,6 +71,7 @@ class InMemoryDirectory:
         self.generations: dict[str, int] = {}
         self.deleted: set[str] = set()
         self.subscribed: set[str] = set()
+        self.erased: set[str] = set()
         self._lock = threading.Lock()
 
     def customer_for_user(self, user_id: str) -> str | None:
@@ -116,6 +117,14 @@ class InMemoryDirectory:
             self.generations[user_id] = seen + 1
             self.claims.discard(user_id)
             return True
+
+    def erase(self, user_id: str, customer_id: str | None) -> None:
+        with self._lock:
+            if customer_id:
+                self.deleted.add(customer_id)
+            self.user_to_customer.pop(user_id, None)
+            self.subscribed.discard(user_id)
+            self.erased.add(user_id)
 
 
 class FakeStripeCustomers:

@@ -55,6 +55,10 @@ class CustomerDirectory(CustomerLookup, Protocol):
         """Move the creation key on from ``seen`` and release the claim; False when someone else already did."""
         ...
 
+    def erase(self, user_id: str, customer_id: str | None) -> None:
+        """Forget the user: unlink the customer (kept as deleted history) and delete the user's item."""
+        ...
+
 
 # ----------------------------------------------------------------------------------------------- subscriptions
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from tollgate.domain.cancellation import LiveSubscription
     from tollgate.domain.catalog import PriceView, PricingPlanView
+    from tollgate.domain.customer_accounts import CustomerDetails
     from tollgate.domain.plan_changes import ProrationPreview, SubscriptionView
     from tollgate.domain.provisioning import Account, Change
 
@@ -38,6 +39,20 @@ class CustomerGateway(Protocol):
 
     def create_customer(self, user_id: str, email: str | None, idempotency_key: str) -> str:
         """The created (or replayed) customer's id; ``CreationKeyUnusable`` when the key can never succeed."""
+        ...
+
+
+class CustomerAccountGateway(Protocol):
+    """A customer's details in Stripe, and its deletion (the app backend's service routes)."""
+
+    def details(self, customer_id: str) -> CustomerDetails | None:
+        """The customer's email and name; None when Stripe has no such (or a deleted) customer."""
+        ...
+
+    def update_details(self, customer_id: str, changes: dict[str, str], idempotency_key: str) -> None: ...
+
+    def delete(self, customer_id: str, idempotency_key: str) -> None:
+        """Deletes the customer; a customer Stripe already deleted counts as done."""
         ...
 
 

@@ -47,3 +47,10 @@ class BillingStatusService:
 
     def for_user(self, user_id: str) -> dict[str, Any]:
         return self.for_customer(self.directory.customer_for_user(user_id))
+
+    def feature_for_user(self, user_id: str, feature: str) -> dict[str, Any]:
+        """One feature check for the app's backends: on only while access is allowed and the customer's Stripe
+        entitlements include it (the same decision ``for_user`` gives)."""
+        view = self.for_user(user_id)
+        enabled = bool(view["access"]["allowed"]) and feature in view["features"]
+        return {"user_id": user_id, "feature": feature, "enabled": enabled, "access": view["access"]}

@@ -236,6 +236,28 @@ class DynamoCustomerDirectory:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise  # the user already has another customer: nothing to mark on their item
 
+    def erase(self, user_id: str, customer_id: str | None) -> None:
+        """Forget the user (an erasure request): the customer's item loses its link to the user and is marked
+        deleted and erased, then the user's item goes. Idempotent, and safe to retry after a failure between the two
+        writes (the customer is unlinked first, so no state ever points from a customer to an erased user)."""
+        now = {"N": str(int(self._clock()))}
+        if customer_id:
+            try:
+                with aws_errors("directory.erase"):
+                    self._client.update_item(
+                        TableName=self._table,
+                        Key=self._customer_key(customer_id),
+                        UpdateExpression="SET deleted = :t, deleted_at = if_not_exists(deleted_at, :now), "
+                        "erased_at = if_not_exists(erased_at, :now) REMOVE user_id",
+                        ConditionExpression="attribute_exists(pk)",
+                        ExpressionAttributeValues={":t": {"BOOL": True}, ":now": now},
+                    )
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise  # a customer never linked has no item: nothing to unlink
+        with aws_errors("directory.erase"):
+            self._client.delete_item(TableName=self._table, Key=self._user_key(user_id))
+
 
 def _user_record(item: dict[str, Any]) -> UserRecord:
     customer_id = item.get("customer_id", {}).get("S")
