@@ -44,8 +44,21 @@ class StripeSecrets(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
+def _share_the_default_session() -> None:
+    """Powertools' default secrets provider builds its client on a boto3 session of its own, which loads botocore's
+    endpoint and model data a second time (about a third of F on a cold start). Registered once, before its first
+    use, a provider on the functions' shared session and client settings reads the same secret the same way."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    if "secrets" not in DEFAULT_PROVIDERS:
+        from tollgate.adapters.aws import secretsmanager_client
+
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=secretsmanager_client())
+
+
 def load_stripe_secrets(secret_arn: str, max_age_seconds: int, force_fetch: bool = False) -> StripeSecrets:
     """Fetch (or reuse) the Stripe secret. Raises ConfigurationError with no secret material in the message."""
+    _share_the_default_session()
     try:
         raw = parameters.get_secret(secret_arn, transform="json", max_age=max_age_seconds, force_fetch=force_fetch)
     except parameters.exceptions.TransformParameterError:
