@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.bootstrap import container
+from tollgate.bootstrap import container, register_snapstart_hooks
 from tollgate.domain.catalog import PLANS_CACHE_SECONDS
 from tollgate.http.identity import caller_from
 from tollgate.http.models import CheckoutRequest
@@ -15,6 +15,7 @@ from tollgate.http.responses import build_resolver, json_response
 from tollgate.observability import logger, metrics, tracer
 
 app = build_resolver()
+register_snapstart_hooks("checkout", "plan_catalog", "success_page")
 
 
 @app.get("/plans")

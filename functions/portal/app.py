@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.bootstrap import container
+from tollgate.bootstrap import container, register_snapstart_hooks
 from tollgate.http.identity import caller_from
 from tollgate.http.models import (
     CancellationResponse,
@@ -23,6 +23,7 @@ from tollgate.http.service import CustomerDetailsRequest, feature_from, service_
 from tollgate.observability import logger, metrics, tracer
 
 app = build_resolver()
+register_snapstart_hooks("portal", "billing_status")
 
 
 @app.post("/portal/sessions")

@@ -44,6 +44,20 @@ class StripeSecrets(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
+def forget_cached_secrets() -> None:
+    """The next read fetches the secret again (after a SnapStart restore: never serve the snapshot's copy)."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    provider = DEFAULT_PROVIDERS.get("secrets")
+    if provider is not None:
+        provider.clear_cache()
+
+
+def prepare_secrets_provider() -> None:
+    """Builds the secrets provider and its client now (before a SnapStart snapshot) instead of on the first read."""
+    _share_the_default_session()
+
+
 def _share_the_default_session() -> None:
     """Powertools' default secrets provider builds its client on a boto3 session of its own, which loads botocore's
     endpoint and model data a second time (about a third of F on a cold start). Registered once, before its first
