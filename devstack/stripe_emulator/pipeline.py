@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .errors import (
     fault_error,
     idempotency_in_flight,
     idempotency_mismatch,
+    invalid,
     invalid_api_key,
     no_api_key,
     unknown_route,
@@ -38,6 +40,7 @@ from .sdk_params import check_request
 from .store import Store
 
 API_KINDS = ("v1", "v2", "stream")
+VERSION_FORMAT = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})(\.[a-z]+)?(;\s*[a-z0-9_]+=v\d+)*")
 # Stripe saves a result only once the endpoint started executing: validation failures are not saved.
 UNSAVED_STATUSES = (400, 401, 429)
 
@@ -174,6 +177,7 @@ class RequestPipeline:
         if plan.answer is not None:
             return plan.answer, plan.note
         self._authenticate(req)
+        self._check_version(req)
         idem = req.idempotency_key if (req.method == "POST" or (req.kind == "v2" and req.method == "DELETE")) else None
         if not idem:
             if plan.slow_ms:
@@ -213,6 +217,16 @@ class RequestPipeline:
         if key not in self.api_keys:
             raise invalid_api_key(key)
         req.api_key = key
+
+    def _check_version(self, req: Request) -> None:
+        """A Stripe-Version header must name a version: `YYYY-MM-DD[.name]` with optional `;feature=vN` betas,
+        dated no later than the emulator's own (a version it cannot know), as Stripe refuses unknown ones."""
+        sent = req.headers.get("Stripe-Version")
+        if sent is None:
+            return
+        match = VERSION_FORMAT.fullmatch(sent.strip())
+        if match is None or match.group("date") > self.api_version[:10]:
+            raise invalid(f"Invalid Stripe API version: {sent}", param=None)
 
     def _idempotent(self, req: Request, found: Match, idem: str, plan: FaultPlan) -> Response:
         """The first answer for a key is saved and replayed; a different body or a request in flight is refused."""

@@ -16,11 +16,13 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import json
 import re
 import sys
 import types
 import typing
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -29,7 +31,7 @@ import typing_extensions
 from stripe._request_options import RequestOptions
 from typing_extensions import is_typeddict  # the SDK's TypedDicts are typing_extensions ones
 
-from .errors import StripeError
+from .errors import StripeError, missing_param
 
 # (method, path) -> {parameter: the preview API version that accepts it}
 PREVIEW_PARAMETERS: dict[tuple[str, str], dict[str, str]] = {
@@ -46,6 +48,10 @@ def unknown_parameter(param: str) -> StripeError:
         param=param,
         extra={"doc_url": "https://stripe.com/docs/error-codes/parameter-unknown"},
     )
+
+
+def invalid_parameter(param: str, message: str, kind: str) -> StripeError:
+    return StripeError(400, message, code=f"parameter_invalid_{kind}", param=param)
 
 
 @dataclass(frozen=True)
@@ -166,20 +172,81 @@ def _arms(annotation: Any, namespace: dict[str, Any]) -> list[Any]:
     return [annotation]
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _problem(value: Any, arm: Any, path: str, namespace: dict[str, Any]) -> str | None:
+    """None when the value fits this alternative (nested TypedDicts checked, raising on their own problems);
+    otherwise the kind of value the alternative wanted. Form values arrive as strings, JSON ones typed."""
+    origin = get_origin(arm)
+    if arm is Any or isinstance(arm, typing.TypeVar):
+        return None
+    if isinstance(arm, type) and is_typeddict(arm):
+        if not isinstance(value, dict):
+            return "hash"
+        check_against(value, arm, path)
+        return None
+    if origin is typing_extensions.Literal or origin is typing.Literal:
+        return None if str(value) in {str(v) for v in get_args(arm)} or value in get_args(arm) else "enum"
+    if origin is list:
+        if not isinstance(value, list):
+            return "array"
+        element = (get_args(arm) or (Any,))[0]
+        for i, item in enumerate(value):
+            _check_value(item, element, f"{path}[{i}]", namespace)
+        return None
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, dict)) or arm is dict:
+        return None if isinstance(value, dict) else "hash"
+    scalar = _SCALARS.get(arm)
+    if scalar is not None:
+        kind, fits = scalar
+        return None if fits(value) else kind
+    return None  # an annotation this check does not model (an untyped object): accepted
+
+
+def _integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and bool(_INTEGER.fullmatch(value)))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) or (isinstance(value, str) and bool(_NUMBER.fullmatch(value)))
+
+
+# Scalar annotations: the error kind and what fits (form values are strings, JSON values typed).
+_SCALARS: dict[Any, tuple[str, typing.Callable[[Any], bool]]] = {
+    bool: ("boolean", lambda v: isinstance(v, bool) or v in ("true", "false")),
+    int: ("integer", _integer),
+    float: ("number", _number),
+    Decimal: ("number", _number),
+    str: ("string", lambda v: isinstance(v, str)),
+}
+
+
 def _check_value(value: Any, annotation: Any, path: str, namespace: dict[str, Any]) -> None:
-    for arm in _arms(annotation, namespace):
-        if isinstance(arm, type) and is_typeddict(arm) and isinstance(value, dict):
-            check_against(value, arm, path)
-            return
-        if get_origin(arm) is list and isinstance(value, list):
-            element = (get_args(arm) or (Any,))[0]
-            for i, item in enumerate(value):
-                _check_value(item, element, f"{path}[{i}]", namespace)
-            return
+    arms = _arms(annotation, namespace)
+    problems = [_problem(value, arm, path, namespace) for arm in arms]
+    if not arms or None in problems:
+        return
+    real = [(arm, kind) for arm, kind in zip(arms, problems, strict=True) if arm != typing_extensions.Literal[""]]
+    kind = real[0][1] if real else problems[0]
+    if kind == "enum":
+        allowed = [str(v) for a, k in real if k == "enum" for v in get_args(a)]
+        raise invalid_parameter(path, f"Invalid {path}: must be one of {', '.join(allowed)}", "enum")
+    raise invalid_parameter(path, f"Invalid {kind}: {_shown(value)}", str(kind))
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_against(params: dict[str, Any], typed: type, prefix: str = "") -> None:
-    """Raise parameter_unknown for the first key (at any depth) the TypedDict does not declare."""
+    """Raise Stripe's 400 for the first problem at any depth: a key the TypedDict does not declare
+    (parameter_unknown), a value that fits none of its types (parameter_invalid_*), a required key missing
+    (parameter_missing)."""
     fields = _fields(typed)
     namespace = vars(sys.modules[typed.__module__])
     for key, value in params.items():
@@ -187,6 +254,9 @@ def check_against(params: dict[str, Any], typed: type, prefix: str = "") -> None
         if key not in fields:
             raise unknown_parameter(path)
         _check_value(value, fields[key], path, namespace)
+    for key in sorted(getattr(typed, "__required_keys__", frozenset()) & set(fields)):
+        if key not in params:
+            raise missing_param(f"{prefix}[{key}]" if prefix else key)
 
 
 def check_request(method: str, path: str, params: dict[str, Any], stripe_version: str) -> None:

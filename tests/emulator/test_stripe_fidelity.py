@@ -224,3 +224,80 @@ def test_known_parameters_pass(client: stripe.StripeClient) -> None:
         }
     )
     assert session.object == "checkout.session"
+
+
+def test_a_value_of_the_wrong_type_is_a_400_naming_it(emu: StripeEmulator) -> None:
+    # When an integer parameter gets a word, or a string parameter a hash
+    cases = {
+        "balance": ({"balance": "lots"}, "parameter_invalid_integer"),
+        "email": ({"email[first]": "a@example.com"}, "parameter_invalid_string"),
+    }
+    for param, (data, code) in cases.items():
+        response = requests.post(emu.url + "/v1/customers", auth=(TEST_KEY, ""), data=data, timeout=5)
+        # Then the 400 names the parameter and the kind of value it wanted
+        assert response.status_code == 400
+        assert (response.json()["error"]["param"], response.json()["error"]["code"]) == (param, code)
+    # Control: the right types pass
+    ok = requests.post(emu.url + "/v1/customers", auth=(TEST_KEY, ""), data={"balance": "-500"}, timeout=5)
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_missing_required_parameter_is_a_400_naming_it(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.billing.meter_events.create({"event_name": "api_tokens"})  # type: ignore[typeddict-item]
+    assert (refused.value.code, refused.value.param) == ("parameter_missing", "payload")
+
+
+def test_a_closed_enum_refuses_other_values() -> None:
+    from typing import Literal, NotRequired, TypedDict
+
+    from devstack.stripe_emulator.errors import StripeError
+    from devstack.stripe_emulator.sdk_params import check_against
+
+    # The functional form keeps real annotations (this module's annotations are strings)
+    Shape = TypedDict("Shape", {"kind": Literal["a", "b"], "size": NotRequired[int]})  # noqa: UP013
+
+    check_against({"kind": "a", "size": "3"}, Shape)  # control
+    with pytest.raises(StripeError) as refused:
+        check_against({"kind": "c"}, Shape)
+    assert refused.value.body()["error"] == {
+        "type": "invalid_request_error",
+        "message": "Invalid kind: must be one of a, b",
+        "code": "parameter_invalid_enum",
+        "param": "kind",
+    }
+    with pytest.raises(StripeError) as missing:
+        check_against({"size": "3"}, Shape)
+    assert missing.value.param == "kind"
+
+
+def test_a_parameter_stripe_previews_is_unknown_without_the_preview_version(client: stripe.StripeClient) -> None:
+    params = {
+        "mode": "subscription",
+        "success_url": "https://x/ok",
+        "checkout_items": [
+            {"type": "pricing_plan_subscription_item", "pricing_plan_subscription_item": {"pricing_plan": "bpp_x"}}
+        ],
+    }
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
+    assert (refused.value.code, refused.value.param) == ("parameter_unknown", "checkout_items")
+
+
+@pytest.mark.parametrize("version", ["2099-01-01.future", "yesterday", "2026-10-28.endive; drop table"])
+def test_a_stripe_version_the_emulator_cannot_know_is_refused(emu: StripeEmulator, version: str) -> None:
+    response = requests.get(
+        emu.url + "/v1/customers", auth=(TEST_KEY, ""), headers={"Stripe-Version": version}, timeout=5
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == f"Invalid Stripe API version: {version}"
+
+
+@pytest.mark.parametrize(
+    "version", [stripe.api_version, "2025-09-30.preview;checkout_product_catalog_preview=v1", "2024-06-20"]
+)
+def test_known_stripe_versions_pass(emu: StripeEmulator, version: str) -> None:
+    response = requests.get(
+        emu.url + "/v1/customers", auth=(TEST_KEY, ""), headers={"Stripe-Version": version}, timeout=5
+    )
+    assert response.status_code == 200, response.text
