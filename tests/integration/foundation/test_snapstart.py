@@ -79,7 +79,7 @@ def test_after_each_restore_secrets_are_read_again_and_random_differs_between_co
     run(before)
     # Given a secret cached in the snapshot, and the snapshot's random state
     provider = DEFAULT_PROVIDERS["secrets"]
-    provider.store["snapshot-copy"] = provider.store.get("snapshot-copy") or _cached("sk_test_from_the_snapshot")
+    provider.store["snapshot-copy"] = provider.store.get("snapshot-copy") or _cached("secret-cached-in-the-snapshot")
     snapshot_state = random.getstate()
     # When two execution environments restore from it, without and then with the after-restore hook
     random.setstate(snapshot_state)
