@@ -17,6 +17,7 @@ import ast
 import functools
 import importlib
 import json
+import logging
 import re
 import sys
 import types
@@ -259,8 +260,24 @@ def check_against(params: dict[str, Any], typed: type, prefix: str = "") -> None
             raise missing_param(f"{prefix}[{key}]" if prefix else key)
 
 
+# Every refusal in this process, for test suites that fail a test whose code sent Stripe a parameter it would
+# refuse (tests/conftest.py): {"method", "path", "code", "param"}.
+VIOLATIONS: list[dict[str, Any]] = []
+log = logging.getLogger("devstack.stripe")
+
+
 def check_request(method: str, path: str, params: dict[str, Any], stripe_version: str) -> None:
-    """Validate one v1 request's parameters (no-op for routes the SDK does not type)."""
+    """Validate one v1 request's parameters (no-op for routes the SDK does not type); a refusal is logged and
+    kept in VIOLATIONS."""
+    try:
+        _check_request(method, path, params, stripe_version)
+    except StripeError as refused:
+        VIOLATIONS.append({"method": method, "path": path, "code": refused.code, "param": refused.param})
+        log.warning("refused %s %s: %s (%s)", method, path, refused.code, refused.param)
+        raise
+
+
+def _check_request(method: str, path: str, params: dict[str, Any], stripe_version: str) -> None:
     route = route_for(method, path)
     params_type = route.params_type if route is not None else None
     if route is None or params_type is None:

@@ -180,6 +180,7 @@ def test_a_restricted_key_is_accepted_only_when_configured() -> None:
 # ---- unknown parameters --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.plants_invalid_parameters
 def test_an_unknown_parameter_is_a_400_naming_it(emu: StripeEmulator) -> None:
     # When creating a customer with a misspelled parameter
     response = requests.post(emu.url + "/v1/customers", auth=(TEST_KEY, ""), data={"emial": "a@example.com"}, timeout=5)
@@ -197,6 +198,7 @@ def test_an_unknown_parameter_is_a_400_naming_it(emu: StripeEmulator) -> None:
     assert requests.get(emu.url + "/v1/customers", auth=(TEST_KEY, ""), timeout=5).json()["data"] == []
 
 
+@pytest.mark.plants_invalid_parameters
 def test_an_unknown_nested_parameter_is_named_with_its_path(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.checkout.sessions.create(
@@ -226,6 +228,7 @@ def test_known_parameters_pass(client: stripe.StripeClient) -> None:
     assert session.object == "checkout.session"
 
 
+@pytest.mark.plants_invalid_parameters
 def test_a_value_of_the_wrong_type_is_a_400_naming_it(emu: StripeEmulator) -> None:
     # When an integer parameter gets a word, or a string parameter a hash
     cases = {
@@ -242,6 +245,7 @@ def test_a_value_of_the_wrong_type_is_a_400_naming_it(emu: StripeEmulator) -> No
     assert ok.status_code == 200, ok.text
 
 
+@pytest.mark.plants_invalid_parameters
 def test_a_missing_required_parameter_is_a_400_naming_it(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.billing.meter_events.create({"event_name": "api_tokens"})  # type: ignore[typeddict-item]
@@ -271,6 +275,7 @@ def test_a_closed_enum_refuses_other_values() -> None:
     assert missing.value.param == "kind"
 
 
+@pytest.mark.plants_invalid_parameters
 def test_a_parameter_stripe_previews_is_unknown_without_the_preview_version(client: stripe.StripeClient) -> None:
     params = {
         "mode": "subscription",
@@ -301,3 +306,19 @@ def test_known_stripe_versions_pass(emu: StripeEmulator, version: str) -> None:
         emu.url + "/v1/customers", auth=(TEST_KEY, ""), headers={"Stripe-Version": version}, timeout=5
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.plants_invalid_parameters
+def test_control_a_planted_unknown_parameter_is_what_fails_a_test(client: stripe.StripeClient) -> None:
+    """tests/conftest.py fails every test (not marked like this one) during which the emulator refused a
+    parameter: here, the refusal it reads is recorded, and a clean request records nothing."""
+    from devstack.stripe_emulator.sdk_params import VIOLATIONS
+
+    before = len(VIOLATIONS)
+    client.v1.customers.create({"email": "a@example.com"})
+    assert VIOLATIONS[before:] == []
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.create({"emial": "a@example.com"})  # type: ignore[typeddict-unknown-key]
+    assert VIOLATIONS[before:] == [
+        {"method": "POST", "path": "/v1/customers", "code": "parameter_unknown", "param": "emial"}
+    ]
