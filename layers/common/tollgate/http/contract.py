@@ -85,7 +85,7 @@ _EVERY_ROUTE = frozenset({400, 413, 429, 500, 503})
 _BY_AUTH: dict[Auth, frozenset[int]] = {
     "public": frozenset(),
     "jwt": frozenset({401, 403}),
-    "iam": frozenset({403}),
+    "iam": frozenset({401, 403}),  # 401: only a misdeployed route lets a request without an IAM caller through
 }
 #: Only the function answers these: the body is always the product's error shape.
 _PRODUCT_ONLY = frozenset({400, 404, 409, 422, 502})
