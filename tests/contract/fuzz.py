@@ -56,6 +56,8 @@ class Callers:
 
     stack: LocalStack
     users: list[str]
+    #: Every request with a valid credential (no refused variants).
+    every_one_valid: bool = False
     _tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, user: str) -> str:
@@ -65,7 +67,7 @@ class Callers:
 
     def for_request(self, security: str | None, n: int) -> tuple[dict[str, str], Any]:
         """Headers and requests ``auth`` for the n-th request of an operation."""
-        variant = n % 10
+        variant = 9 if self.every_one_valid else n % 10
         if security == "jwt":
             if variant == 0:
                 return {"Authorization": ""}, None  # no token: the authorizer's 401
@@ -121,9 +123,9 @@ def security_of(operation: Any) -> str | None:
     return names[0] if names else None
 
 
-def generated_cases(operation: Any, mode: GenerationMode, examples: int) -> list[Any]:
+def generated_cases(operation: Any, mode: GenerationMode, examples: int, **fixed: Any) -> list[Any]:
     """Up to ``examples`` distinct cases of one operation (fewer when the schema has fewer: an operation without
-    parameters has one valid request and no invalid one)."""
+    parameters has one valid request and no invalid one). ``fixed`` parts (e.g. ``body=``) are not generated."""
     cases: list[Any] = []
 
     @settings(
@@ -134,7 +136,7 @@ def generated_cases(operation: Any, mode: GenerationMode, examples: int) -> list
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     def collect(case: Any) -> None:
         cases.append(case)
 
