@@ -23,7 +23,7 @@ from tests.support.template import resources_of_type
 Template = dict[str, Any]
 Check = Callable[[Template], list[str]]
 
-PUBLIC_ROUTES = frozenset({("POST", "/webhooks/stripe"), ("GET", "/plans")})
+PUBLIC_ROUTES = frozenset({("POST", "/webhooks/stripe"), ("GET", "/plans"), ("GET", "/openapi.json")})
 SERVICE_ROUTE_PREFIX = "/service/"  # the only routes behind the IAM authorizer (docs/service-api.md)
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
