@@ -50,6 +50,7 @@ def banner(stack: LocalStack, endpoints_file: Path) -> str:
     lines = [
         "",
         "tollgate local stack is up (127.0.0.1 only, no AWS or Stripe account involved)",
+        f"  Example web app  {facts['webapp_url']}   <- open this in a browser to start (README: 'Local development')",
         f"  API              {facts['api_url']}",
         f"  Stripe emulator  {facts['stripe_url']}   (hosted Checkout/Portal pages, /_emulator/* controls)",
         f"  AWS (moto)       {facts['aws_endpoint']}",
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir=STATE_DIR,
         webhook_retry_base_seconds=args.webhook_retry_seconds,
         prewarm=True,
+        serve_webapp=True,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
