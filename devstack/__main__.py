@@ -103,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
-        print(f"could not start the local stack: {exc} (ports busy? set DEVSTACK_*_PORT)", file=sys.stderr)
+        print(
+            f"could not start the local stack: {exc} (ports busy? set DEVSTACK_*_PORT; the web app's port is the"
+            " first AllowedOrigins origin's: DEVSTACK_PARAMS=AllowedOrigins=http://localhost:PORT)",
+            file=sys.stderr,
+        )
         return 1
     try:
         print(banner(stack, ENDPOINTS_FILE), flush=True)

@@ -402,7 +402,7 @@ class LocalStack:
         def issue(user_id: str | None, email: str | None) -> str:
             return self.token_for(user_id, email) if user_id else self.dev_token()
 
-        self.webapp = WebAppServer({"api_url": self.api_url}, issue)
+        self.webapp = WebAppServer({"api_url": self.api_url}, issue, dev_user_name=DEV_USER_EMAIL)
         self.webapp.start(self.config.host, frontend_port(origin), origin)
 
     # ---- identities -----------------------------------------------------------------------------------------

@@ -42,8 +42,11 @@ def frontend_port(origin: str) -> int:
 
 
 class WebAppServer:
-    def __init__(self, config: dict[str, Any], issue_token: TokenIssuer, root: Path = WEBAPP_DIR) -> None:
+    def __init__(
+        self, config: dict[str, Any], issue_token: TokenIssuer, root: Path = WEBAPP_DIR, dev_user_name: str = "dev user"
+    ) -> None:
         self.config = config
+        self.dev_user_name = dev_user_name
         self.issue_token = issue_token
         self.root = root.resolve()
         self._server: ThreadingHTTPServer | None = None
@@ -54,7 +57,9 @@ class WebAppServer:
         self.origin = origin
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webapp", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="webapp", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -95,12 +100,14 @@ class WebAppServer:
             return 400, {"error": {"status": 400, "reason": "body must be a JSON object"}}
         if user_id is not None and (not isinstance(user_id, str) or not USER_ID.match(user_id)):
             return 400, {"error": {"status": 400, "reason": "user_id: 1-128 of A-Z a-z 0-9 _ . @ -"}}
+        email = f"{user_id}@example.com" if user_id else None
         try:
-            token = self.issue_token(user_id, f"{user_id}@example.com" if user_id else None)
+            token = self.issue_token(user_id, email)
         except Exception:  # the local Cognito not answering: say so, never a traceback to the page
             log.exception("dev sign-in failed")
             return 503, {"error": {"status": 503, "reason": "the local sign-in is not available"}}
-        return 200, {"token": token}
+        # Who the page says is signed in (the dev user's access token carries no email claim).
+        return 200, {"token": token, "name": email or self.dev_user_name}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         app = self

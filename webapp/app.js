@@ -5,6 +5,7 @@ import { ApiError, createApi, newIdempotencyKey } from "./api.js";
 import { describeReason, formatAmount, formatDate, formatInterval } from "./format.js";
 
 const TOKEN_KEY = "tollgate.token";
+const NAME_KEY = "tollgate.name";
 const page = document.getElementById("page");
 const notice = document.getElementById("notice");
 
@@ -109,6 +110,7 @@ function currentToken() {
 
 function signOut(to = "/sign-in") {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(NAME_KEY);
   location.assign(to);
 }
 
@@ -127,7 +129,7 @@ function renderHeader() {
   const out = document.getElementById("sign-out");
   if (token) {
     const claims = claimsOf(token);
-    who.textContent = `Signed in as ${claims.email ?? claims.username ?? claims.sub}`;
+    who.textContent = `Signed in as ${sessionStorage.getItem(NAME_KEY) ?? claims.email ?? claims.sub}`;
     out.hidden = false;
     out.addEventListener("click", () => signOut());
   } else {
@@ -158,6 +160,7 @@ function signInPage() {
             return;
           }
           sessionStorage.setItem(TOKEN_KEY, body.token);
+          sessionStorage.setItem(NAME_KEY, body.name);
           location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/pricing");
         });
       },

@@ -37,7 +37,7 @@ export function formatDate(epochSeconds) {
 const REASONS = {
   active: "your subscription is active",
   trialing: "you are in your free trial",
-  cancel_at_period_end: "active until the end of the period, then it ends (cancellation scheduled)",
+  cancel_at_period_end: "cancellation scheduled, access continues until the period ends",
   past_due_retrying: "your last payment failed; Stripe is retrying it, update your card to avoid losing access",
   past_due_grace: "your last payment failed; access continues for a grace period",
   past_due_grace_expired: "your last payment failed and the grace period is over",

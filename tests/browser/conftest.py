@@ -55,7 +55,14 @@ def web_stack() -> Iterator[LocalStack]:
         "PortalReturnUrl": f"{origin}/billing",
     }
     stack = LocalStack(
-        StackConfig(parameter_overrides=overrides, state_dir=None, webhook_retry_base_seconds=0.5, serve_webapp=True)
+        StackConfig(
+            parameter_overrides=overrides,
+            state_dir=None,
+            webhook_retry_base_seconds=0.5,
+            serve_webapp=True,
+            # Cold starts in the background while the browser starts, not inside the first journey.
+            prewarm=True,
+        )
     )
     stack.start()
     try:

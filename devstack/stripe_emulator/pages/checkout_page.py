@@ -99,7 +99,7 @@ class CheckoutPage:
             + "<h2>Other test cards</h2>"
             + button(
                 action,
-                f"{verb} with a card that is declined (…0002)",
+                "Try a card that is declined (…0002)",
                 {"card": "4000000000000002"},
                 value="decline",
                 element_id="pay-declined",
@@ -113,7 +113,9 @@ class CheckoutPage:
             )
             + button(
                 action,
-                f"{verb} with a card whose charges fail (…0341)" + ("" if trial_days else ": declined"),
+                "Start trial with a card whose charges fail later (…0341)"
+                if trial_days
+                else "Try a card whose charges fail (…0341): declined",
                 {"card": "4000000000000341"},
                 value="decline_on_charge",
                 element_id="pay-fails-later",
@@ -129,7 +131,7 @@ class CheckoutPage:
             )
             body += button(
                 action,
-                f"{verb} by bank debit (fails when it settles)",
+                f"{verb} by bank debit that fails when it settles",
                 {"card": "bank_debit_fails"},
                 value="bank_debit_fails",
                 element_id="pay-bank-debit-fails",

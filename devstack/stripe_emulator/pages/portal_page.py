@@ -44,8 +44,9 @@ def _subscription_block(
     item = first_item(sub)
     ends = sub.get("cancel_at") or (_period_end(sub) if sub["cancel_at_period_end"] else None)
     state = f"Cancels on {_date(ends)}" if ends else f"Renews on {_date(_period_end(sub))}"
+    seats = f" \N{MULTIPLICATION SIGN} {item['quantity']}" if (item.get("quantity") or 1) > 1 else ""
     parts = [
-        f"<div class='sub' id='{escape(sub['id'])}'><h2>{escape(_price_name(store, item['price']))}</h2>"
+        f"<div class='sub' id='{escape(sub['id'])}'><h2>{escape(_price_name(store, item['price']) + seats)}</h2>"
         f"<p>Status: {escape(sub['status'])}. {escape(state)}.</p>"
     ]
     fields = {"subscription": sub["id"]}
