@@ -28,6 +28,8 @@ WEBAPP_DIR = ROOT / "webapp"
 APP_ROUTES = frozenset({"/", "/sign-in", "/pricing", "/billing", "/billing/success", "/billing/cancel"})
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 MAX_BODY_BYTES = 4096
+# What the app is made of; anything else in webapp/ (its README, dotfiles) is not served.
+SERVED_SUFFIXES = frozenset({".html", ".js", ".css", ".png", ".svg", ".ico"})
 
 # Issues a token: (user_id or None for the seeded dev user, email or None) -> access token.
 TokenIssuer = Callable[[str | None, str | None], str]
@@ -74,7 +76,7 @@ class WebAppServer:
         if path in APP_ROUTES:
             return self.root / "index.html"
         candidate = (self.root / path.lstrip("/")).resolve()
-        if candidate.is_relative_to(self.root) and candidate.is_file() and not candidate.name.startswith("."):
+        if candidate.is_relative_to(self.root) and candidate.is_file() and candidate.suffix in SERVED_SUFFIXES:
             return candidate
         return None
 

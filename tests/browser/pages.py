@@ -23,6 +23,9 @@ class Browser:
         self.driver = driver
         self.stack = stack
         self.app = stack.webapp_url
+        self.user_id = ""
+        # Console errors a journey provokes on purpose (a refusal the app shows is still a failed load to Chrome).
+        self.expected_console: list[str] = []
 
     # ---- waiting and reading ------------------------------------------------------------------------------
 

@@ -25,10 +25,10 @@ def user(browser: Any, web_stack: LocalStack, user_id: str) -> Iterator[Browser]
     """A new user signed in to the example app; at the end, no console error on any page they saw."""
     b = Browser(browser, web_stack)
     b.sign_in(user_id)
-    b.user_id = user_id  # type: ignore[attr-defined]
+    b.user_id = user_id
     yield b
     # Only errors a journey provokes on purpose (the API's refusals it shows) may be in the console.
-    assert b.console_errors(getattr(b, "expected_console", ())) == []
+    assert b.console_errors(b.expected_console) == []
 
 
 def subscribed(b: Browser, plan: str = "starter") -> None:
@@ -105,7 +105,7 @@ def test_card_requiring_authentication_failed_then_back_to_the_app(user: Browser
     assert user.text_of("#access").startswith("No")
     assert "payment did not go through" in user.text_of("#payment-problem")
     # And a second Checkout is refused visibly (409: one live subscription per user), pointing at billing
-    user.expected_console = [r"checkout/sessions - Failed to load resource.*409"]  # type: ignore[attr-defined]
+    user.expected_console = [r"checkout/sessions - Failed to load resource.*409"]
     user.driver.get(user.app + "/pricing")
     user.click("#subscribe-team")
     assert "409" in user.wait_for_text("#error", "409")
@@ -216,7 +216,7 @@ def test_plan_change_with_preview(user: Browser) -> None:
 
 def test_rate_limited_checkout_says_when_to_retry(user: Browser, web_stack: LocalStack) -> None:
     # Given a user who used up their Checkout sessions for this minute (the API's per-user limit)
-    token = web_stack.token_for(user.user_id, f"{user.user_id}@example.com")  # type: ignore[attr-defined]
+    token = web_stack.token_for(user.user_id, f"{user.user_id}@example.com")
     retry_after = None
     for i in range(30):
         response = requests.post(
@@ -229,7 +229,7 @@ def test_rate_limited_checkout_says_when_to_retry(user: Browser, web_stack: Loca
             retry_after = int(response.headers["Retry-After"])
             break
     assert retry_after is not None
-    user.expected_console = [r"checkout/sessions - Failed to load resource.*429"]  # type: ignore[attr-defined]
+    user.expected_console = [r"checkout/sessions - Failed to load resource.*429"]
     # When they press Subscribe in the app
     user.driver.get(user.app + "/pricing")
     user.click("#subscribe-team")
@@ -247,7 +247,7 @@ def test_rate_limited_checkout_says_when_to_retry(user: Browser, web_stack: Loca
 
 
 def requests_subscription(b: Browser) -> dict[str, Any]:
-    token = b.stack.token_for(b.user_id)  # type: ignore[attr-defined]
+    token = b.stack.token_for(b.user_id)
     response = requests.get(
         f"{b.stack.api_url}/billing/subscription", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
@@ -269,3 +269,25 @@ def poll_billing(b: Browser, done: Any, seconds: float = 20) -> None:
         assert time.monotonic() < deadline, b.text_of("main")
         time.sleep(0.5)
         b.open_billing()
+
+
+def test_every_page_of_the_app_loads_without_console_errors(user: Browser) -> None:
+    # Given a signed-in user without a subscription
+    # When they open every page of the app directly
+    for path, heading in [
+        ("/pricing", "Pricing"),
+        ("/billing", "Billing"),
+        ("/billing/cancel", "Checkout canceled"),
+        ("/billing/success", "Thanks!"),
+        ("/sign-in", "Sign in"),
+    ]:
+        user.driver.get(user.app + path)
+        # Then each renders its page
+        user.wait_for_text("main h1", f"^{re.escape(heading)}$")
+        user.on_app_page(path)
+        if path == "/billing":
+            assert "No subscription yet" in user.text_of("main")
+    # And the console check sees a script error when there is one (control for the fixture's assertion)
+    user.driver.execute_script("setTimeout(() => { throw new Error('deliberate'); }, 0)")
+    time.sleep(0.3)
+    assert [e for e in user.console_errors() if "deliberate" in e["message"]]
