@@ -52,9 +52,10 @@ function showError(error, { retry } = {}) {
   }
   const parts = [h("strong", {}, `${error.status || "Network"}: `), error.reason];
   if (error.status === 429 || error.status === 503) {
-    const wait = error.retryAfterSeconds ?? 5;
-    parts.push(` Try again in ${wait} s.`);
-    if (retry) retryCountdown(retry, wait);
+    // Retry-After is readable only because the API's CORS exposes it; without it, say so rather than guess.
+    const known = error.retryAfterSeconds !== null;
+    parts.push(known ? ` Try again in ${error.retryAfterSeconds} s.` : " Try again in a moment.");
+    if (retry) retryCountdown(retry, known ? error.retryAfterSeconds : 5);
   }
   if (error.status === 409) {
     parts.push(" ", h("a", { href: "/billing", id: "error-billing-link" }, "See your billing page"));

@@ -60,6 +60,7 @@ class Browser:
         return str(self.driver.current_url)
 
     def click(self, css: str) -> None:
+        self.loaded()
         self.wait().until(ec.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
 
     def on_app_page(self, path: str) -> None:
@@ -111,6 +112,11 @@ class Browser:
         old = self.driver.find_element(By.TAG_NAME, "html")
         self.click(css)
         self.wait().until(ec.staleness_of(old))
+        self.loaded()
+
+    def loaded(self) -> None:
+        """The new document finished loading (a click on a half-replaced page hits nodes of the old one)."""
+        self.wait().until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     # ---- the console ----------------------------------------------------------------------------------------
 
