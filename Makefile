@@ -20,11 +20,11 @@ export PYENV_VERSION := $(PYTHON_VERSION)
 # A build for the python3.13 runtime needs python3.13 on PATH (pyenv holds it).
 export PATH := $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin:$(PATH)
 
-.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock openapi deploy python-check reconcile replay-events usage-drift provision clean
+.PHONY: help install tools browsers dev test lint typecheck template-checks sam-build build unit bench lock openapi deploy python-check reconcile replay-events usage-drift provision clean
 
 help:
 	@echo "make dev    - install, then run the whole product locally (no AWS, no Stripe, no Docker)"
-	@echo "make test   - install, then run every check (lint, types, template checks, sam build, tests)"
+	@echo "make test   - install, then run every check (lint, types, template checks, sam build, tests, browser tests)"
 	@echo "make build  - sam build, then bytecode for the runtime"
 	@echo "make deploy - make build, then the project's pinned SAM CLI: sam deploy --guided (ARGS='--config-env prod' ...)"
 	@echo "make bench  - cold-start and throughput benchmarks (ratios to a floor measured in the same run)"
@@ -75,6 +75,22 @@ $(TOOLS)/checkov/.installed: requirements/checkov.lock $(UV)
 install: $(VENV)/.installed
 tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 
+# The browser tests (tests/browser) drive Debian's chromium through its chromedriver: installed here on first use
+# (as root, or with passwordless sudo); anywhere else, a message saying what to install.
+CHROMIUM := $(firstword $(foreach b,chromium chromium-browser google-chrome,$(shell command -v $(b) 2>/dev/null)))
+CHROMEDRIVER := $(shell command -v chromedriver 2>/dev/null)
+browsers:
+ifeq ($(and $(CHROMIUM),$(CHROMEDRIVER)),)
+	@echo "==> the browser tests need chromium and chromedriver; installing Debian's (apt-get install chromium chromium-driver)"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	if [ "$$SUDO" != none ]; then \
+	  $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }; \
+	else echo "cannot install them here (not root, no passwordless sudo). Install chromium and chromedriver" >&2; \
+	  echo "(Debian/Ubuntu: sudo apt-get install chromium chromium-driver; macOS: brew install chromium chromedriver)," >&2; \
+	  echo "then run make test again." >&2; exit 1; fi
+endif
+
 lock: $(UV)
 	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/runtime.in -o layers/common/requirements.txt
 	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/dev.in -o requirements/dev.lock
@@ -120,7 +136,7 @@ unit: install
 # storm, the 200 x 64 bursts) each get a core while the rest of the suite runs beside them.
 PYTEST_WORKERS ?= 2
 
-test: lint typecheck template-checks sam-build
+test: lint typecheck template-checks sam-build browsers
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 dev: install

@@ -55,6 +55,7 @@ def banner(stack: LocalStack, endpoints_file: Path) -> str:
     lines = [
         "",
         "tollgate local stack is up (127.0.0.1 only, no AWS or Stripe account involved)",
+        f"  Example web app  {facts['webapp_url']}   <- open this in a browser to start (README: 'Local development')",
         f"  API              {facts['api_url']}",
         f"  Stripe emulator  {facts['stripe_url']}   (hosted Checkout/Portal pages, /_emulator/* controls)",
         f"  AWS (moto)       {facts['aws_endpoint']}",
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir=ENDPOINTS_FILE.parent,
         webhook_retry_base_seconds=args.webhook_retry_seconds,
         prewarm=True,
+        serve_webapp=True,
     )
     # Before anything binds a port or writes under .devstack/: a second stack in this checkout would collide with
     # the first's ports or take over (and on exit delete) its endpoints.json.
@@ -120,7 +122,11 @@ def _serve(config: StackConfig, lock: InstanceLock) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
-        print(f"could not start the local stack: {exc} (ports busy? set DEVSTACK_*_PORT)", file=sys.stderr)
+        print(
+            f"could not start the local stack: {exc} (ports busy? set DEVSTACK_*_PORT; the web app's port is the"
+            " first AllowedOrigins origin's: DEVSTACK_PARAMS=AllowedOrigins=http://localhost:PORT)",
+            file=sys.stderr,
+        )
         return 1
     try:
         lock.update(_bound_ports(stack))

@@ -35,6 +35,7 @@ from devstack.parameters import InvalidParameters, parameter_problems, settings_
 from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
 from devstack.stream_poller import StreamMapping, StreamPoller
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, resources_of_type
+from devstack.webapp_server import WebAppServer, frontend_port
 
 log = logging.getLogger("devstack")
 
@@ -64,6 +65,8 @@ class StackConfig:
     #: The functions' log level (POWERTOOLS_LOG_LEVEL) and what the terminal shows of their logs.
     log_level: str = "INFO"
     show_metrics: bool = False
+    #: Serve the example web app (webapp/) at the first AllowedOrigins origin (make dev and the browser tests).
+    serve_webapp: bool = False
 
 
 def moto_signing_key() -> Any:
@@ -102,6 +105,7 @@ class LocalStack:
         self.principals = LocalPrincipals()
         self.service_callers: dict[str, Principal] = {}
         self.startup_seconds = 0.0
+        self.webapp: WebAppServer | None = None
         # One clock for the stack: the emulator's offset from the wall clock, shared with every function worker.
         self._clock_dir = Path(tempfile.mkdtemp(prefix="tollgate-clock-"))
         self.clock_file = self._clock_dir / "offset"
@@ -190,6 +194,8 @@ class LocalStack:
             region=self.resolver.region,
         )
         self.api.start(self.config.host, self.config.api_port)
+        if self.config.serve_webapp:
+            self._start_webapp()
 
         self._put_api_key()
         self._provision_stripe()
@@ -204,6 +210,9 @@ class LocalStack:
             self.write_endpoints(self.config.state_dir / "endpoints.json")
 
     def stop(self) -> None:
+        if self.webapp is not None:
+            self.webapp.stop()
+            self.webapp = None
         for poller in self.pollers:
             poller.stop()
         self.pollers = []
@@ -380,6 +389,22 @@ class LocalStack:
             poller.start()
             self.pollers.append(poller)
 
+    @property
+    def webapp_url(self) -> str:
+        return self.webapp.origin if self.webapp is not None else ""
+
+    def _start_webapp(self) -> None:
+        """The example app at the configured frontend origin, so Checkout's and the portal's URLs land on it."""
+        assert self.api is not None
+        assert self.api.spec.cors is not None
+        origin = self.api.spec.cors.allow_origins[0]
+
+        def issue(user_id: str | None, email: str | None) -> str:
+            return self.token_for(user_id, email) if user_id else self.dev_token()
+
+        self.webapp = WebAppServer({"api_url": self.api_url}, issue, dev_user_name=DEV_USER_EMAIL)
+        self.webapp.start(self.config.host, frontend_port(origin), origin)
+
     # ---- identities -----------------------------------------------------------------------------------------
 
     def _create_dev_user(self) -> dict[str, str]:
@@ -424,6 +449,7 @@ class LocalStack:
         meters = [m.strip() for m in str(self.resolver.refs.get("UsageMeterEventNames") or "").split(",") if m.strip()]
         return {
             "api_url": self.api_url,
+            "webapp_url": self.webapp_url,
             "webhook_url": f"{self.api_url}/webhooks/stripe",
             "stripe_url": self.stripe_url,
             "aws_endpoint": self.aws_endpoint,

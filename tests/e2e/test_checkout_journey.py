@@ -52,14 +52,18 @@ class _Forms(HTMLParser):
             self._button = None
 
 
+def _label_and_value(button: dict[str, str]) -> tuple[str, str]:
+    return button.get("label", "").strip(), button.get("value", "")
+
+
 def submit_form(page_url: str, label: str) -> requests.Response:
-    """GET a hosted page and submit the form whose button reads ``label``, as a browser would (no redirect follow:
-    the success URL points at a frontend that is not running)."""
+    """GET a hosted page and submit the form whose button reads ``label`` (or submits the value ``label``: labels
+    carry amounts and dates), as a browser would (no redirect follow: the success URL's frontend is not running)."""
     page = requests.get(page_url, timeout=TIMEOUT)
     assert page.status_code == 200, page.text
     parser = _Forms()
     parser.feed(page.text)
-    [form] = [f for f in parser.forms if f.get("button", {}).get("label", "").strip() == label]
+    [form] = [f for f in parser.forms if label in _label_and_value(f.get("button") or {})]
     assert form["method"].lower() == "post"
     data = dict(form["fields"])
     if form["button"]["name"]:
@@ -68,8 +72,9 @@ def submit_form(page_url: str, label: str) -> requests.Response:
 
 
 def pay_on_hosted_page(checkout_url: str) -> str:
-    """Press Pay on the emulator's Checkout page; returns the redirect target (the configured success URL)."""
-    paid = submit_form(checkout_url, "Pay")
+    """Press the emulator's Checkout page's main button (Subscribe / Start trial with the 4242 card); returns the
+    redirect target (the configured success URL)."""
+    paid = submit_form(checkout_url, "pay")
     assert paid.status_code in (302, 303), paid.text
     return str(paid.headers["Location"])
 

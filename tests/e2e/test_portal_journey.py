@@ -90,7 +90,7 @@ def test_a_cancel_flow_opens_on_the_users_own_subscription(
         "subscription_cancel": {"subscription": paying_user["subscription_id"]},
     }
     # And pressing Cancel on that page schedules the cancellation of their subscription
-    cancelled = submit_form(response.json()["url"], "Cancel")
+    cancelled = submit_form(response.json()["url"], "cancel")
     assert cancelled.status_code in (200, 302, 303), cancelled.text
     subscription = local_stack.emulator.store.get(paying_user["subscription_id"], "subscription")
     assert subscription["cancel_at_period_end"] is True

@@ -149,7 +149,7 @@ def test_bank_debit_checkout_completes_unpaid_then_settles_with_the_clock(
     cs = client.v1.checkout.sessions.create(
         {"mode": "subscription", "line_items": [{"price": "price_starter_monthly"}], "success_url": "https://x/ok"}
     )
-    assert "Pay by bank debit (async)" in requests.get(cs.url, timeout=5).text
+    assert "by bank debit (settles in a few days)" in requests.get(cs.url, timeout=5).text
     # When the customer pays by bank debit
     card = "bank_debit" if succeeds else "bank_debit_fails"
     assert requests.post(cs.url, data={"card": card}, allow_redirects=False, timeout=10).status_code == 303

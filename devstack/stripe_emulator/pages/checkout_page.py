@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import urlsplit
 
 from devstack.stripe_emulator.domain.checkout_payments import CheckoutPayments, Payment
 from devstack.stripe_emulator.domain.checkout_sessions import CheckoutSessions
@@ -10,7 +11,8 @@ from devstack.stripe_emulator.domain.payment_methods import CARD_ALIASES
 from devstack.stripe_emulator.routing import Request, Response, RouteSpec
 from devstack.stripe_emulator.store import Obj, Store
 
-from .html import button, page
+from .html import button, notice, page
+from .money import format_amount, format_recurring
 
 DEFAULT_CARD = "4242424242424242"
 
@@ -29,13 +31,28 @@ def _payable(cs: Obj | None) -> Obj | Response:
     return cs
 
 
-def _authentication_page(cs: Obj) -> Response:
+def _item_row(item: Obj) -> str:
+    seats = f" &times; {item['quantity']}" if (item["quantity"] or 1) > 1 else ""
+    return f"<li>{escape(str(item['description']))}{seats}: {escape(format_recurring(item['price']))}</li>"
+
+
+def _cancel_link(cs: Obj) -> str:
+    """Stripe's back link: to the session's cancel_url (the session stays open until it expires)."""
+    url = str(cs.get("cancel_url") or "")
+    if not url:
+        return ""
+    return f"<p><a id='cancel' href='{escape(url)}'>&larr; Cancel and return to {escape(urlsplit(url).netloc)}</a></p>"
+
+
+def _authentication_page(cs: Obj, error: str | None = None) -> Response:
     action = f"/c/pay/{cs['id']}/authenticate"
     return page(
         "Authenticate payment",
-        "<p id='3ds'>Your bank requires authentication for this payment.</p>"
-        + button(action, "Complete authentication")
-        + button(action, "Fail authentication"),
+        (notice(error, "error") if error else "")
+        + "<p id='3ds'>Your bank requires authentication for this payment (a 3D Secure test page).</p>"
+        + button(action, "Complete authentication", element_id="complete-authentication")
+        + button(action, "Fail authentication", element_id="fail-authentication")
+        + _cancel_link(cs),
     )
 
 
@@ -56,25 +73,70 @@ class CheckoutPage:
         cs = _payable(self.store.find(req.path_params["id"]))
         if isinstance(cs, Response):
             return cs
-        rows = "".join(
-            f"<li>{escape(str(i['description']))}: {i['quantity'] or 'metered'} x "
-            f"{i['price']['unit_amount']} {escape(i['price']['currency'])}</li>"
-            for i in self.sessions.line_items_of(cs)
+        return self._form(cs)
+
+    def _form(self, cs: Obj, error: str | None = None) -> Response:
+        """What the customer buys and pays today, one button per test card, each saying what it does."""
+        side = self.store.side(cs["id"])
+        trial_days = side.get("trial_days")
+        rows = "".join(_item_row(item) for item in self.sessions.line_items_of(cs))
+        if side.get("pricing_plan"):
+            rows += f"<li>Pricing plan {escape(str(side['pricing_plan']))}</li>"
+        currency = str(cs.get("currency") or "usd")
+        due = format_amount(cs["amount_total"], currency)
+        trial = (
+            f"<p id='trial'>{trial_days}-day free trial: nothing is charged today; the first payment is due when"
+            f" the trial ends.</p>"
+            if trial_days
+            else ""
         )
-        plan = self.store.side(cs["id"]).get("pricing_plan")
-        if plan:
-            rows += f"<li>Pricing plan {escape(plan)}</li>"
+        verb = "Start trial" if trial_days else f"Subscribe and pay {due}"
         action = f"/c/pay/{cs['id']}"
         body = (
-            f"<p>Session <code>{escape(cs['id'])}</code>, total {cs['amount_total']} {escape(cs['currency'])}</p>"
-            f"<ul>{rows}</ul>"
-            + button(action, "Pay", {"card": "4242424242424242"})
-            + button(action, "Decline", {"card": "4000000000000002"})
-            + button(action, "Requires action", {"card": "4000002500003155"})
-            + button(action, "Pay", {"card": "4000000000000341"}).replace(">Pay<", ">Pay (card fails later)<")
-            + button(action, "Pay by bank debit (async)", {"card": "bank_debit"})
-            + button(action, "Pay by bank debit (async, fails)", {"card": "bank_debit_fails"})
+            (notice(error, "error") if error else "")
+            + f"<ul id='items'>{rows}</ul>{trial}<p id='due'>Due today: <strong>{escape(due)}</strong></p>"
+            + button(action, verb, {"card": DEFAULT_CARD}, value="pay", element_id="pay")
+            + "<h2>Other test cards</h2>"
+            + button(
+                action,
+                "Try a card that is declined (…0002)",
+                {"card": "4000000000000002"},
+                value="decline",
+                element_id="pay-declined",
+            )
+            + button(
+                action,
+                f"{verb} with a card that requires authentication (…3155)",
+                {"card": "4000002500003155"},
+                value="requires_action",
+                element_id="pay-requires-action",
+            )
+            + button(
+                action,
+                "Start trial with a card whose charges fail later (…0341)"
+                if trial_days
+                else "Try a card whose charges fail (…0341): declined",
+                {"card": "4000000000000341"},
+                value="decline_on_charge",
+                element_id="pay-fails-later",
+            )
         )
+        if not side.get("pricing_plan"):
+            body += button(
+                action,
+                f"{verb} by bank debit (settles in a few days)",
+                {"card": "bank_debit"},
+                value="bank_debit",
+                element_id="pay-bank-debit",
+            )
+            body += button(
+                action,
+                f"{verb} by bank debit that fails when it settles",
+                {"card": "bank_debit_fails"},
+                value="bank_debit_fails",
+                element_id="pay-bank-debit-fails",
+            )
+        body += f"<p class='muted'>Session <code>{escape(cs['id'])}</code></p>" + _cancel_link(cs)
         return page("Checkout", body)
 
     def submit(self, req: Request) -> Response:
@@ -84,14 +146,10 @@ class CheckoutPage:
         card = str(req.params.get("card") or CARD_ALIASES.get(str(req.params.get("action")), DEFAULT_CARD))
         payment = self.payments.pay(cs, CARD_ALIASES.get(card, card), req.params.get("email"))
         if payment.outcome == "unknown_card":
-            return page("Checkout", "<p class='error'>Unknown test card.</p>", 400)
+            return page("Checkout", notice("Unknown test card.", "error"), 400)
         if payment.outcome == "declined":
-            return page(
-                "Checkout",
-                "<p class='error' id='error'>Your card was declined. (card_declined)</p>"
-                + button(f"/c/pay/{cs['id']}", "Pay", {"card": DEFAULT_CARD}),
-                402,
-            )
+            # The page again, with the reason on top: the customer picks another card (Stripe's behaviour).
+            return self._form(cs, "Your card was declined (card_declined). Nothing was charged; try another card.")
         if payment.outcome == "action_required":
             return _authentication_page(cs)
         return self._completed(cs, payment)
@@ -105,11 +163,8 @@ class CheckoutPage:
         if payment.outcome == "not_incomplete":
             return page("Checkout", f"<p id='status'>Subscription is {escape(payment.status)}.</p>", 410)
         if payment.outcome == "failed":
-            return page(
-                "Authenticate payment",
-                "<p class='error' id='error'>Authentication failed. The subscription stays incomplete.</p>"
-                + button(f"/c/pay/{cs['id']}/authenticate", "Complete authentication"),
-                402,
+            return _authentication_page(
+                cs, "Authentication failed: nothing was charged and the subscription stays incomplete."
             )
         return self._completed(cs, payment)
 
