@@ -173,11 +173,11 @@ def test_routes_are_exactly_the_templates_http_api_events() -> None:
     }
     # When the emulator's spec is built
     spec = template_spec(template)
-    # Then it serves those routes, under the template's stage, with the webhook and plan list public
+    # Then it serves those routes, under the template's stage, with the webhook, plan list and OpenAPI document public
     assert {(r.method, r.path) for r in spec.routes} == expected
     assert spec.stage == template["Parameters"]["Stage"]["Default"]
     public = {r.route_key for r in spec.routes if r.authorizer is None}
-    assert public == {"POST /webhooks/stripe", "GET /plans"}
+    assert public == {"POST /webhooks/stripe", "GET /plans", "GET /openapi.json"}
     # And every other route needs a user's JWT with the scope, except the service routes (IAM, no scopes)
     protected = [r for r in spec.routes if r.authorizer == "JwtAuthorizer"]
     assert protected
