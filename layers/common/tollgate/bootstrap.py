@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from tollgate.services.success_page import SuccessPageCheck
     from tollgate.services.usage_drift import UsageDriftCheck
     from tollgate.services.usage_reporter import UsageReporter
+    from tollgate.services.stripe_event_bridge import StripeEventBridge
     from tollgate.services.webhook import WebhookService
     from tollgate.services.webhook_handlers import HandlerContext
 
@@ -373,6 +374,19 @@ class Container:
             context=self.handler_context,
             expected_livemode=lambda: self.stripe_secrets().key_is_live(),
             tolerance_seconds=settings.webhook_tolerance_seconds,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            clock=self.clock,
+        )
+
+    @lazy
+    def stripe_event_bridge(self) -> StripeEventBridge:
+        from tollgate.services.stripe_event_bridge import StripeEventBridge
+
+        settings = self.settings
+        return StripeEventBridge(
+            webhook=self.webhook,
+            trusted_sources=settings.stripe_event_sources,
+            account_id=settings.stripe_event_account_id,
             max_body_bytes=settings.webhook_max_body_bytes,
             clock=self.clock,
         )
