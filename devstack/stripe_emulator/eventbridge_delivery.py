@@ -85,12 +85,16 @@ class EventBridgeDelivery:
             try:
                 answer = self._client(self._region(destination)).put_events(
                     Entries=[
-                        {"Source": name, "DetailType": str(body["type"]), "Detail": payload.decode(),
-                         "EventBusName": name}
+                        {
+                            "Source": name,
+                            "DetailType": str(body["type"]),
+                            "Detail": payload.decode(),
+                            "EventBusName": name,
+                        }
                     ]
                 )
                 ok = not answer.get("FailedEntryCount")
-            except Exception as exc:  # noqa: BLE001 - an unreachable AWS side is an undelivered event, as in Stripe
+            except Exception as exc:
                 ok = False
                 self.delivered.append({"event": event_id, "source": name, "error": type(exc).__name__})
             if ok:
@@ -100,7 +104,12 @@ class EventBridgeDelivery:
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         done = threading.Event()
-        threading.Thread(target=lambda: (self._work.join(), done.set()), daemon=True).start()
+
+        def drain() -> None:
+            self._work.join()
+            done.set()
+
+        threading.Thread(target=drain, daemon=True).start()
         return done.wait(timeout)
 
     def stop(self) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from devstack.stripe_emulator.clock import Clock
-from devstack.stripe_emulator.eventbridge_delivery import partner_event_source
 from devstack.stripe_emulator.errors import invalid, missing_param
+from devstack.stripe_emulator.eventbridge_delivery import partner_event_source
 from devstack.stripe_emulator.forms import as_bool, as_list, merge_metadata
 from devstack.stripe_emulator.ids import new_id, webhook_secret
 from devstack.stripe_emulator.isotime import iso

@@ -42,11 +42,11 @@ if TYPE_CHECKING:
     from tollgate.services.portal import PortalService
     from tollgate.services.provisioning import Provisioner, StackProvisioning
     from tollgate.services.reconcile import Reconciler
+    from tollgate.services.stripe_event_bridge import StripeEventBridge
     from tollgate.services.subscription_writes import SubscriptionWriter
     from tollgate.services.success_page import SuccessPageCheck
     from tollgate.services.usage_drift import UsageDriftCheck
     from tollgate.services.usage_reporter import UsageReporter
-    from tollgate.services.stripe_event_bridge import StripeEventBridge
     from tollgate.services.webhook import WebhookService
     from tollgate.services.webhook_handlers import HandlerContext
 
@@ -386,7 +386,6 @@ class Container:
         return StripeEventBridge(
             webhook=self.webhook,
             trusted_sources=settings.stripe_event_sources,
-            account_id=settings.stripe_event_account_id,
             max_body_bytes=settings.webhook_max_body_bytes,
             clock=self.clock,
         )

@@ -201,7 +201,7 @@ class Settings(BaseModel):
     webhook_tolerance_seconds: Annotated[int, Field(ge=60, le=600)] = 300
     webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 262_144
     # Stripe events through EventBridge: the partner event sources provisioning created (the only trusted
-    # ``source`` values) and the stack's account (the envelope's ``account``).
+    # ``source`` values); ``make provision`` reads the account and region Stripe creates them in.
     stripe_event_sources: frozenset[str] = frozenset()
     stripe_event_account_id: Annotated[str | None, Field(pattern=r"^\d{12}$")] = None
     stripe_event_ingress: Literal["webhook", "eventbridge", "both"] = "webhook"

@@ -18,8 +18,6 @@ from tollgate import errors
 from tollgate.observability import metrics
 from tollgate.services.stripe_event_bridge import BridgedMessage, BridgedOutcome, StripeEventBridge
 
-ACCOUNT = "123456789012"
-
 
 @pytest.fixture
 def h(billing_table: str) -> Harness:
@@ -27,9 +25,7 @@ def h(billing_table: str) -> Harness:
 
 
 def bridge_for(h: Harness) -> StripeEventBridge:
-    return StripeEventBridge(
-        webhook=h.service, trusted_sources=frozenset({RECORDED_PARTNER_SOURCE}), account_id=ACCOUNT, clock=h.clock
-    )
+    return StripeEventBridge(webhook=h.service, trusted_sources=frozenset({RECORDED_PARTNER_SOURCE}), clock=h.clock)
 
 
 def bridged(bridge: StripeEventBridge, h: Harness, *envelopes: dict[str, Any]) -> list[BridgedOutcome]:
@@ -65,7 +61,6 @@ def test_an_event_from_the_partner_source_is_applied_like_a_webhook_delivery(h: 
         ("source", "aws.partner/stripe.com/ed_test_SomeoneElsesDestination"),  # Stripe, but not this stack's
         ("source", "com.example.billing"),  # a custom source on the bus
         ("source", "aws.partner/stripe.comevil/ed_x"),  # a look-alike prefix
-        ("account", "999999999999"),  # another account's partner source
         ("detail-type", "invoice.paid"),  # an envelope Stripe did not write
     ],
 )
@@ -183,8 +178,6 @@ def test_the_composition_root_trusts_exactly_the_configured_sources(
 ) -> None:
     # Given the function's environment as the template writes it (both partner sources, comma-separated)
     monkeypatch.setenv("STRIPE_EVENT_SOURCES", f"{RECORDED_PARTNER_SOURCE},aws.partner/stripe.com/ed_thin")
-    monkeypatch.setenv("STRIPE_EVENT_ACCOUNT_ID", ACCOUNT)
     bridge = fresh_container.stripe_event_bridge
     assert bridge.trusted_sources == {RECORDED_PARTNER_SOURCE, "aws.partner/stripe.com/ed_thin"}
-    assert bridge.account_id == ACCOUNT
     assert bridge.webhook is fresh_container.webhook  # the one webhook service: one ledger for both paths

@@ -35,12 +35,11 @@ class BridgedEvent:
     detail: Mapping[str, Any]
 
 
-def open_envelope(
-    document: Any, trusted_sources: frozenset[str], account_id: str | None = None
-) -> BridgedEvent:
+def open_envelope(document: Any, trusted_sources: frozenset[str]) -> BridgedEvent:
     """The Stripe event inside an EventBridge envelope, if the envelope comes from a trusted partner source.
 
-    ``trusted_sources`` empty means none is configured yet: everything is refused (fail closed)."""
+    ``trusted_sources`` empty means none is configured yet: everything is refused (fail closed). A partner source
+    exists in exactly one account (Stripe names it after the destination), so the name also pins the account."""
     if not isinstance(document, Mapping):
         raise UntrustedEnvelope("not an EventBridge envelope")
     source = document.get("source")
@@ -48,8 +47,6 @@ def open_envelope(
         raise UntrustedEnvelope("source is not a Stripe partner event source")
     if source not in trusted_sources:
         raise UntrustedEnvelope("source is not one of this stack's partner event sources")
-    if account_id is not None and document.get("account") != account_id:
-        raise UntrustedEnvelope("envelope is from another account")
     detail = document.get("detail")
     detail_type = document.get("detail-type")
     if not isinstance(detail, Mapping) or not isinstance(detail_type, str):

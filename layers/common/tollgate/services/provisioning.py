@@ -281,7 +281,12 @@ def _event_source(account: p.Account, owner: str, slot: str) -> str | None:
     for endpoint in account.endpoints:
         marks: Mapping[str, Any] = endpoint.metadata
         mine = marks.get(p.OWNER_KEY) == owner and marks.get(p.SLOT_KEY) == slot
-        if mine and endpoint.enabled and p.RETIRING_SINCE_KEY not in marks and endpoint.event_source_status != "deleted":
+        if (
+            mine
+            and endpoint.enabled
+            and p.RETIRING_SINCE_KEY not in marks
+            and endpoint.event_source_status != "deleted"
+        ):
             return endpoint.event_source
     return None
 

@@ -43,8 +43,6 @@ class StripeEventBridge:
     webhook: WebhookService
     #: The partner event source names this stack's provisioning created (STRIPE_EVENT_SOURCES).
     trusted_sources: frozenset[str]
-    #: The stack's own account: Stripe creates the partner source there, so the envelope names it.
-    account_id: str | None = None
     max_body_bytes: int = 262_144
     clock: Callable[[], float] = time.time
 
@@ -56,7 +54,7 @@ class StripeEventBridge:
         if len(message.body.encode("utf-8")) > self.max_body_bytes:
             return self._refused(message, "envelope too large")
         try:
-            bridged = open_envelope(parse_json_document(message.body), self.trusted_sources, self.account_id)
+            bridged = open_envelope(parse_json_document(message.body), self.trusted_sources)
         except (UnacceptableJson, UntrustedEnvelope) as refused:
             return self._refused(message, getattr(refused, "reason", "unreadable"))
         try:

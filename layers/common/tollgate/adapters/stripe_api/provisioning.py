@@ -178,9 +178,7 @@ class StripeProvisioningAccount:
         with provisioning_errors(change.line()):
             created = self._send(client, change, dict(params), parent, options)
         obj = _dict(created)
-        return Executed(
-            str(obj.get("id") or change.target), _signing_secret(change.kind, obj), _event_source(obj)[0]
-        )
+        return Executed(str(obj.get("id") or change.target), _signing_secret(change.kind, obj), _event_source(obj)[0])
 
     def _send(
         self, client: stripe.StripeClient, change: p.Change, params: dict[str, Any], parent: str | None, options: Any
