@@ -347,7 +347,8 @@ class LocalStack:
         """What the deploy does once provisioning answered: Stripe has created a partner event source per
         EventBridge destination; the buses named after them (and their rules and archives) are created, and the
         functions that name them in their environment get the values."""
-        assert self.emulator is not None and self.functions is not None
+        assert self.emulator is not None
+        assert self.functions is not None
         bridge = self.emulator.events.sender.bridge
         if bridge is not None:
             bridge.ensure_sources(self.emulator.store)
