@@ -366,6 +366,15 @@ def after_custom_resources(resources: Mapping[str, Any]) -> set[str]:
     return deferred
 
 
+def _awaited_attributes(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A custom resource's attributes read "" until it answered: functions are described before provisioning
+    runs (the local stack gives them the real values afterwards, as CloudFormation orders them after it)."""
+    text = json.dumps(template)
+    names = set(re.findall(rf'"Fn::GetAtt": \["{logical_id}", "(\w+)"\]', text))
+    names |= set(re.findall(rf"\$\{{{logical_id}\.(\w+)\}}", text))
+    return dict.fromkeys(names - {"Arn"}, "")
+
+
 def create_from_template(
     resolver: Resolver, clients: ClientFactory, *, skip: set[str] | None = None, only: set[str] | None = None
 ) -> dict[str, CreatedResource]:
@@ -380,6 +389,8 @@ def create_from_template(
         creator = CREATORS.get(str(spec.get("Type")))
         if creator is None:
             result = _reference_only(resolver, lid, spec)
+            if str(spec.get("Type", "")).startswith("Custom::"):
+                result.attributes.update(_awaited_attributes(resolver.template, lid))
         else:
             props = resolver.resolve(spec.get("Properties") or {})
             result = creator(clients, resolver, lid, props)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -178,7 +177,6 @@ class LocalStack:
         deferred = after_custom_resources(self.resolver.template["Resources"])
         clients = local_clients(self.aws_endpoint, self.resolver.region)
         self.resources = create_from_template(self.resolver, clients, skip=deferred)
-        self._await_custom_resource_attributes()
 
         self.api_key = "sk" + "_test_" + secrets.token_hex(24)
         self.emulator = StripeEmulator(
@@ -331,17 +329,6 @@ class LocalStack:
             self.client("secretsmanager").get_secret_value(SecretId=self.ref("StripeSecret"))["SecretString"]
         )
         self.webhook_secrets = list(secret.get("webhook_secrets") or [])
-
-    def _await_custom_resource_attributes(self) -> None:
-        """Every ``!GetAtt`` of a custom resource reads "" until the resource answered (functions are described
-        before provisioning runs; ``_associate_partner_sources`` gives them the real values)."""
-        text = json.dumps(self.resolver.template)
-        custom = set(resources_of_type(self.resolver.template, PROVISIONING_TYPE))
-        pairs = set(re.findall(r'"Fn::GetAtt": \["(\w+)", "(\w+)"\]', text))
-        pairs |= set(re.findall(r"\$\{(\w+)\.(\w+)\}", text))
-        for logical_id, attribute in pairs:
-            if logical_id in custom:
-                self.resolver.attributes.setdefault((logical_id, attribute), "")
 
     def _associate_partner_sources(self, deferred: set[str], clients: Any) -> None:
         """What the deploy does once provisioning answered: Stripe has created a partner event source per
