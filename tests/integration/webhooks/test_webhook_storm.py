@@ -96,7 +96,7 @@ def test_control_applying_snapshots_in_arrival_order_diverges_from_stripe(
 # ---- the same storm through the EventBridge ingress (issue 12) ---------------------------------------------------
 
 #: A migration sample (StripeEventIngress=both): every event on both paths, plus 20 % duplicates.
-BOTH_PATHS_SUBSCRIPTIONS = 100
+BOTH_PATHS_SUBSCRIPTIONS = 50
 
 
 def bridge_of(h: Harness) -> StripeEventBridge:
