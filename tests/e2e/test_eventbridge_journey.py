@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from devstack.stack import LocalStack, StackConfig
+from tests.e2e.test_webhook_lifecycle import api, status
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +30,6 @@ def bridged_stack() -> Iterator[LocalStack]:
         stack.stop()
 
 
-def api(stack: LocalStack, method: str, path: str, user: str, **kwargs: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {stack.token_for(user)}"}
-    return requests.request(method, f"{stack.api_url}{path}", headers=headers, timeout=60, **kwargs)
-
-
 def eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 45) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -41,13 +37,6 @@ def eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: fl
         if done(value) or time.monotonic() > deadline:
             return value
         time.sleep(0.3)
-
-
-def status(stack: LocalStack, user: str) -> dict[str, Any]:
-    response = api(stack, "GET", "/billing/subscription", user)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def test_provisioning_creates_eventbridge_destinations_and_the_stack_associates_their_sources(
