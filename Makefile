@@ -20,7 +20,7 @@ export PYENV_VERSION := $(PYTHON_VERSION)
 # A build for the python3.13 runtime needs python3.13 on PATH (pyenv holds it).
 export PATH := $(PYENV_ROOT)/versions/$(PYTHON_VERSION)/bin:$(PATH)
 
-.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock deploy python-check reconcile replay-events usage-drift provision clean
+.PHONY: help install tools dev test lint typecheck template-checks sam-build build unit bench lock openapi deploy python-check reconcile replay-events usage-drift provision clean
 
 help:
 	@echo "make dev    - install, then run the whole product locally (no AWS, no Stripe, no Docker)"
@@ -29,6 +29,7 @@ help:
 	@echo "make deploy - make build, then the project's pinned SAM CLI: sam deploy --guided (ARGS='--config-env prod' ...)"
 	@echo "make bench  - cold-start and throughput benchmarks (ratios to a floor measured in the same run)"
 	@echo "make lock   - re-resolve the pinned lock files after editing requirements/*.in"
+	@echo "make openapi - regenerate docs/openapi.json (and the copy GET /openapi.json serves) from the handlers"
 	@echo "make reconcile ARGS='--customer cus_...' (or --all) - re-project subscriptions from Stripe (docs/operations.md)"
 	@echo "make replay-events ARGS='--days 30' - apply the Stripe events whose delivery failed (docs/operations.md)"
 	@echo "make usage-drift ARGS='--day 2026-11-30 [--repair]' - compare usage sent with Stripe's meters (docs/operations.md)"
@@ -79,6 +80,10 @@ lock: $(UV)
 	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/dev.in -o requirements/dev.lock
 	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/sam.in -o requirements/sam.lock
 	$(UV) pip compile --quiet --python-version $(basename $(PYTHON_VERSION)) requirements/checkov.in -o requirements/checkov.lock
+
+# The HTTP API's OpenAPI document, generated from the checkout and portal handlers (tests/contract/ fails on drift).
+openapi: install
+	PYTHONPATH=layers/common $(PY) -m devstack.openapi
 
 lint: install
 	$(VENV)/bin/ruff format --check .

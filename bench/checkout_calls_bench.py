@@ -44,12 +44,12 @@ def run(options: BenchOptions) -> str:
     from tollgate import bootstrap
     from tollgate.config import get_settings
 
-    emu = StripeEmulator()
+    key = "sk" + "_test_" + secrets.token_hex(12)
+    emu = StripeEmulator(api_keys=(key,))
     emu.start()
     try:
         with mock_aws():
             boto3.client("dynamodb").create_table(TableName="tollgate-bench", **table_definition())
-            key = "sk" + "_test_" + secrets.token_hex(12)
             arn = boto3.client("secretsmanager").create_secret(Name="bench", SecretString=json.dumps({"api_key": key}))
             os.environ.update(
                 {

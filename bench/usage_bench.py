@@ -171,11 +171,12 @@ def _warm_path(options: BenchOptions) -> str:
     from devstack.stripe_emulator import StripeEmulator
     from tollgate import bootstrap
 
-    emu = StripeEmulator()
+    key = "sk" + "_test_" + secrets.token_hex(12)
+    emu = StripeEmulator(api_keys=(key,))
     emu.start()
     try:
         client = stripe.StripeClient(
-            "sk" + "_test_" + secrets.token_hex(12),
+            key,
             base_addresses={"api": emu.url, "meter_events": emu.url},
             max_network_retries=0,
             http_client=stripe.RequestsClient(timeout=10),

@@ -39,7 +39,13 @@ def run(options: BenchOptions) -> str:  # noqa: ARG001 - counts, not timings, ex
     from moto import mock_aws
 
     from devstack.stripe_emulator import StripeEmulator
-    from tests.integration.webhooks.storm import CountingDynamoDB, deliver_storm, drive_lifecycles, storm_harness
+    from tests.integration.webhooks.storm import (
+        STORM_KEY,
+        CountingDynamoDB,
+        deliver_storm,
+        drive_lifecycles,
+        storm_harness,
+    )
     from tests.support.dynamodb_size import item_size
     from tests.support.template import table_definition
 
@@ -49,7 +55,7 @@ def run(options: BenchOptions) -> str:  # noqa: ARG001 - counts, not timings, ex
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     with mock_aws():
-        emu = StripeEmulator()
+        emu = StripeEmulator(api_keys=(STORM_KEY,))
         events = drive_lifecycles(emu, SUBSCRIPTIONS, EVENTS)
         emu.faults.latency_ms = 25
         client = boto3.client("dynamodb")

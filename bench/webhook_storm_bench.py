@@ -33,6 +33,7 @@ def run(options: BenchOptions) -> str:  # noqa: ARG001 - one run; the figures ar
 
     from devstack.stripe_emulator import StripeEmulator
     from tests.integration.webhooks.storm import (
+        STORM_KEY,
         ArrivalOrderRepository,
         CountingDynamoDB,
         deliver_storm,
@@ -47,7 +48,7 @@ def run(options: BenchOptions) -> str:  # noqa: ARG001 - one run; the figures ar
     with mock_aws():
         client = boto3.client("dynamodb")
         client.create_table(TableName="storm", **table_definition())
-        emu = StripeEmulator()
+        emu = StripeEmulator(api_keys=(STORM_KEY,))
         started = time.perf_counter()
         events = drive_lifecycles(emu, SUBSCRIPTIONS, EVENTS)
         generated = time.perf_counter() - started

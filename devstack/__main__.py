@@ -14,12 +14,17 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devstack.function_logs import LEVELS
+from devstack.instance_lock import AlreadyRunning, InstanceLock
 from devstack.parameters import InvalidParameters, read_overrides
 from devstack.stack import STATE_DIR, LocalStack, StackConfig
 
-ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+# DEVSTACK_STATE_DIR: a stack with its own state (and its own ports) beside the checkout's usual one.
+STATE = Path(os.environ["DEVSTACK_STATE_DIR"]).resolve() if os.environ.get("DEVSTACK_STATE_DIR") else STATE_DIR
+ENDPOINTS_FILE = STATE / "endpoints.json"
+LOCK_FILE = STATE / "devstack.lock"
 
 
 def _port(name: str, default: int) -> int:
@@ -87,10 +92,24 @@ def run(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         stripe_port=args.stripe_port,
         aws_port=args.aws_port,
-        state_dir=STATE_DIR,
+        state_dir=ENDPOINTS_FILE.parent,
         webhook_retry_base_seconds=args.webhook_retry_seconds,
         prewarm=True,
     )
+    # Before anything binds a port or writes under .devstack/: a second stack in this checkout would collide with
+    # the first's ports or take over (and on exit delete) its endpoints.json.
+    try:
+        lock = InstanceLock.acquire(LOCK_FILE, {"api": args.api_port, "stripe": args.stripe_port, "aws": args.aws_port})
+    except AlreadyRunning as exc:
+        print(f"the local stack did not start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _serve(config, lock)
+    finally:
+        lock.release()
+
+
+def _serve(config: StackConfig, lock: InstanceLock) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -104,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"could not start the local stack: {exc} (ports busy? set DEVSTACK_*_PORT)", file=sys.stderr)
         return 1
     try:
+        lock.update(_bound_ports(stack))
         print(banner(stack, ENDPOINTS_FILE), flush=True)
         stop.wait()
     except KeyboardInterrupt:
@@ -113,6 +133,13 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         ENDPOINTS_FILE.unlink(missing_ok=True)
     return 0
+
+
+def _bound_ports(stack: LocalStack) -> dict[str, int]:
+    """The ports the running stack listens on (the requested ones may have been 0)."""
+    facts = stack.endpoints()
+    urls = {"api": facts["api_url"], "stripe": facts["stripe_url"], "aws": facts["aws_endpoint"]}
+    return {name: int(urlsplit(str(url)).port or 0) for name, url in urls.items()}
 
 
 def _refuse(exc: InvalidParameters) -> int:

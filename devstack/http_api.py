@@ -3,8 +3,15 @@ format 2.0.
 
 The route table, authorizers, stage and CORS settings are read from template.yaml (``http_api_from_template``), so
 the local API serves exactly what would be deployed. Each request goes through the steps API Gateway applies, in
-its order: body limit -> CORS preflight -> route match -> JWT or IAM (SigV4, devstack.iam_authorizer) authorizer ->
-Lambda proxy integration (30 s) -> response mapping (+ CORS headers).
+its order: request framing and size limits -> CORS preflight -> route match -> JWT or IAM (SigV4,
+devstack.iam_authorizer) authorizer -> Lambda proxy integration (30 s) -> response mapping (+ CORS headers).
+
+Malformed requests get API Gateway's JSON answers, never the stdlib's HTML pages or a silent close: a
+Content-Length that is not a decimal number (``abc``, ``-1``) or sent with Transfer-Encoding is a 400 at once;
+chunked bodies are read; a request line plus header values over the 10,240-byte quota is a 431; methods no route
+has (TRACE included) are a 404. Duplicate headers are comma-joined once, and that one value is both what the
+JWT authorizer checks and what the function receives (payload 2.0 joins duplicates with commas), so a forged
+token followed by a valid one is refused.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from devstack.iam_authorizer import IamDenied, IamRequest, LocalPrincipals, authorize
@@ -38,12 +46,31 @@ from devstack.template import ACCOUNT_ID, Resolver, resources_of_type
 log = logging.getLogger("devstack.api")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API payload quota
+MAX_HEADER_BYTES = 10240  # HTTP API quota: "total combined size of request line and header values"
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # HTTP API maximum integration timeout
 IAM_AUTHORIZER = "AWS_IAM"  # a route's Auth.Authorizer for IAM (SigV4) authorization
+LISTEN_BACKLOG = 1024  # the stdlib's 5 resets connections under the bursts the load tests send
 LOCAL_API_ID = "localapi"
 
 # Media types API Gateway passes as text; every other body (or none declared) arrives base64-encoded.
 _TEXT_TYPES = re.compile(r"^(text/[^;]+|application/([\w.+-]+\+)?(json|xml|javascript))\s*(;.*)?$", re.IGNORECASE)
+
+
+class BodyStream(Protocol):
+    """The connection's input after the headers."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class BadFraming(Exception):
+    """The body's framing cannot be trusted: answer and close the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class FunctionFailed(Exception):
@@ -204,6 +231,66 @@ def body_is_text(content_type: str | None) -> bool:
     return bool(content_type) and bool(_TEXT_TYPES.match(content_type or ""))
 
 
+def joined_headers(header_pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Lower-cased names, duplicates comma-joined in arrival order (cookies aside), as payload 2.0 carries them."""
+    headers: dict[str, str] = {}
+    for name, value in header_pairs:
+        lowered = name.lower()
+        if lowered == "cookie":
+            continue
+        headers[lowered] = f"{headers[lowered]},{value}" if lowered in headers else value
+    return headers
+
+
+def header_bytes(request_line: str, header_pairs: Sequence[tuple[str, str]]) -> int:
+    """What API Gateway counts against its header quota: the request line and every header value."""
+    return len(request_line.encode("latin-1", "replace")) + sum(
+        len(v.encode("latin-1", "replace")) for _, v in header_pairs
+    )
+
+
+def read_body(headers: Mapping[str, str], stream: BodyStream, max_bytes: int) -> bytes:
+    """The request body by its framing (Content-Length or chunked); raises BadFraming."""
+    length_text = headers.get("content-length")
+    encoding = headers.get("transfer-encoding")
+    if encoding is not None and length_text is not None:
+        raise BadFraming(400, "Bad Request")  # ambiguous framing: the request smuggling shape
+    if encoding is not None:
+        if encoding.strip().lower() != "chunked":
+            raise BadFraming(400, "Bad Request")
+        return _read_chunked(stream, max_bytes)
+    if length_text is None:
+        return b""
+    if not re.fullmatch(r"[0-9]{1,19}", length_text.strip()):
+        raise BadFraming(400, "Bad Request")  # "abc", "-1", "5,5": no length to trust
+    length = int(length_text)
+    if length > max_bytes:
+        raise BadFraming(413, "Request Entity Too Large")
+    return stream.read(length) if length else b""
+
+
+def _read_chunked(stream: BodyStream, max_bytes: int) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = stream.readline(1024)
+        size_text = size_line.split(b";", 1)[0].strip()
+        if not size_line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,8}", size_text):
+            raise BadFraming(400, "Bad Request")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > max_bytes:
+            raise BadFraming(413, "Request Entity Too Large")
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.readline(3) not in (b"\r\n", b"\n"):
+            raise BadFraming(400, "Bad Request")
+        body += chunk
+    for _ in range(100):  # trailer fields, up to the blank line
+        if stream.readline(8192) in (b"\r\n", b"\n", b""):
+            return bytes(body)
+    raise BadFraming(400, "Bad Request")
+
+
 def build_event(
     *,
     method: str,
@@ -221,14 +308,10 @@ def build_event(
     iam: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A payload format 2.0 event, built the way API Gateway builds it."""
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in header_pairs:
-        lowered = name.lower()
-        if lowered == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        headers[lowered] = f"{headers[lowered]},{value}" if lowered in headers else value
+    headers = joined_headers(header_pairs)
+    cookies = [
+        c.strip() for name, value in header_pairs if name.lower() == "cookie" for c in value.split(";") if c.strip()
+    ]
     now = time.time()
     trace = f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]}"
     headers.setdefault("x-amzn-trace-id", trace)
@@ -297,12 +380,20 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    close: bool = False  # the request's framing was not trusted: the connection cannot carry another
 
 
 def _message(status: int, message: str, extra: Sequence[tuple[str, str]] = ()) -> HttpResponse:
     return HttpResponse(
         status, [("content-type", "application/json"), *extra], json.dumps({"message": message}).encode()
     )
+
+
+def _closing(status: int, message: str) -> HttpResponse:
+    """An answer before the body was read (or with its framing broken): the connection closes after it."""
+    response = _message(status, message, [("connection", "close")])
+    response.close = True
+    return response
 
 
 def _denial(denied: AuthorizerDenied) -> HttpResponse:
@@ -386,13 +477,13 @@ class HttpApiEmulator:
         method: str,
         target: str,
         header_pairs: Sequence[tuple[str, str]],
-        read_body: Callable[[int], bytes],
+        body_stream: BodyStream,
         source_ip: str,
         host: str,
     ) -> HttpResponse:
         started = time.monotonic()
         request_id = uuid.uuid4().hex[:16]
-        response = self._handle(method, target, header_pairs, read_body, source_ip, host, request_id)
+        response = self._handle(method, target, header_pairs, body_stream, source_ip, host, request_id)
         response.headers.append(("apigw-requestid", request_id))
         log.info(
             "%s %s -> %s (%.0f ms)",
@@ -408,16 +499,19 @@ class HttpApiEmulator:
         method: str,
         target: str,
         header_pairs: Sequence[tuple[str, str]],
-        read_body: Callable[[int], bytes],
+        body_stream: BodyStream,
         source_ip: str,
         host: str,
         request_id: str,
     ) -> HttpResponse:
-        lowered = {k.lower(): v for k, v in header_pairs}
-        length = int(lowered.get("content-length") or 0)
-        if length > self.max_body_bytes:
-            return _message(413, "Request Entity Too Large")
-        body = read_body(length) if length else b""
+        # One view of the headers for every step: the authorizer checks exactly what the function will receive.
+        lowered = joined_headers(header_pairs)
+        if header_bytes(f"{method} {target} HTTP/1.1", header_pairs) > MAX_HEADER_BYTES:
+            return _closing(431, "Request Header Fields Too Large")
+        try:
+            body = read_body(lowered, body_stream, self.max_body_bytes)
+        except BadFraming as bad:
+            return _closing(bad.status, bad.message)
         raw_path, _, raw_query = target.partition("?")
         origin = lowered.get("origin")
         cors = self.spec.cors
@@ -510,6 +604,7 @@ class HttpApiEmulator:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up mid-request (curl ^C, a refused 10 MB upload) are normal; anything else is shown."""
@@ -517,6 +612,13 @@ class _QuietServer(ThreadingHTTPServer):
 
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+# What API Gateway answers where the stdlib would send an HTML error page.
+_GATEWAY_ANSWERS = {
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: (431, "Request Header Fields Too Large"),
+    HTTPStatus.REQUEST_URI_TOO_LONG: (431, "Request Header Fields Too Large"),  # the line counts in the quota
+}
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -528,17 +630,47 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """The emulator logs one access line per request itself."""
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (a malformed request line, too many or too long headers) as API Gateway's
+        JSON, then close: the rest of the request cannot be trusted."""
+        del message, explain  # API Gateway's body says neither
+        status, text = _GATEWAY_ANSWERS.get(HTTPStatus(code), (400, "Bad Request") if code < 500 else (code, ""))
+        self.close_connection = True
+        self._write(_closing(status, text or HTTPStatus(status).phrase))
+
+    def handle_one_request(self) -> None:
+        """The stdlib's loop, but every method goes through the API's routing (TRACE, PROPFIND...: a 404 from
+        the route table, not a 501 page)."""
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            self._serve()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+
     def _serve(self) -> None:
         response = self.api.handle(
             self.command,
             self.path,
             list(self.headers.items()),
-            self.rfile.read,
+            self.rfile,
             self.client_address[0],
             self.headers.get("host", ""),
         )
-        if int(self.headers.get("content-length") or 0) > self.api.max_body_bytes:
-            self.close_connection = True  # the oversized body was never read
+        if response.close:
+            self.close_connection = True
+        self._write(response)
+
+    def _write(self, response: HttpResponse) -> None:
         self.send_response_only(response.status)
         self.send_header("date", self.date_time_string())
         names = {name for name, _ in response.headers}
@@ -549,5 +681,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve

@@ -371,7 +371,7 @@ class LocalStack:
             props = self.resolver.resolve(spec.get("Properties") or {})
             if ":dynamodb:" not in str(props.get("EventSourceArn")):
                 continue
-            function_id = spec["Properties"]["FunctionName"]["Ref"]
+            function_id = str(spec["Properties"]["FunctionName"]["Ref"]).removesuffix(".Alias")
             mapping = StreamMapping.from_event_properties(props)
             failure_queue = queue_urls.get(mapping.on_failure_arn or "")
 

@@ -172,6 +172,9 @@ class Resolver:
         return str(self.resolve(text)).split(separator)
 
     def _ref(self, name: str) -> Any:
+        # SAM's ``!Ref Function.Alias`` (AutoPublishAlias): locally there is one version, the function itself.
+        if name.endswith(".Alias") and name.removesuffix(".Alias") in self.refs:
+            return self.refs[name.removesuffix(".Alias")]
         if name not in self.refs:
             raise KeyError(f"!Ref {name}: not a parameter or a resource created by the local stack")
         return self.refs[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,3 +68,19 @@ def fresh_container() -> Iterator[Any]:
     yield bootstrap.container()
     get_settings.cache_clear()
     bootstrap.reset_container(None)
+
+
+@pytest.fixture(autouse=True)
+def _stripe_parameters_as_the_sdk_types_them(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test during which a Stripe emulator refused a request's parameters as the pinned SDK types them
+    (unknown, wrong type, missing): the product must never send Stripe what Stripe refuses. Tests that plant one
+    on purpose say so with ``@pytest.mark.plants_invalid_parameters``."""
+    checks = sys.modules.get("devstack.stripe_emulator.sdk_params")
+    before = len(checks.VIOLATIONS) if checks is not None else 0
+    yield
+    checks = sys.modules.get("devstack.stripe_emulator.sdk_params")
+    if checks is None or request.node.get_closest_marker("plants_invalid_parameters"):
+        return
+    refused = checks.VIOLATIONS[before:]
+    if refused:
+        pytest.fail(f"the Stripe emulator refused parameters the SDK does not type: {refused}", pytrace=False)

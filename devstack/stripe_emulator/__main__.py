@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import threading
 
@@ -16,8 +17,13 @@ def main() -> None:
     parser.add_argument("--webhook-retry-base-seconds", type=float, default=5.0)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--public-url", default=None)
+    parser.add_argument(
+        "--api-key", action="append", default=[], help="a key the account accepts (repeatable; default: a new one)"
+    )
     args = parser.parse_args()
+    keys = tuple(args.api_key) or ("sk" + "_test_" + secrets.token_hex(24),)
     emu = StripeEmulator(
+        api_keys=keys,
         seed_path=args.seed,
         webhook_retry_base_seconds=args.webhook_retry_base_seconds,
         latency_ms=args.latency_ms,
@@ -25,6 +31,8 @@ def main() -> None:
     )
     url = emu.start(port=args.port)
     print(f"stripe emulator listening on {url}", flush=True)
+    if not args.api_key:
+        print(f"API key: {keys[0]}", flush=True)  # generated for this run only: a local test key, not a secret
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -60,8 +60,32 @@ def unknown_route(method: str, path: str) -> StripeError:
     return StripeError(404, f"Unrecognized request URL ({method}: {path}).", code="resource_missing", param=None)
 
 
+# Stripe's 401 bodies carry no code and a challenge header, and the key only masked.
+AUTH_CHALLENGE = {"WWW-Authenticate": 'Basic realm="Stripe"'}
+NO_API_KEY_MESSAGE = (
+    "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer "
+    "auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for "
+    "details, or we can help at https://support.stripe.com/."
+)
+
+
+def masked_key(key: str) -> str:
+    """A key as Stripe echoes it: its prefix (``sk_test_``) and last four characters, the rest starred."""
+    prefix_end = key.rfind("_", 0, max(len(key) - 4, 0)) + 1
+    secret = key[prefix_end:]
+    return key[:prefix_end] + "*" * max(len(secret) - 4, 0) + secret[-4:]
+
+
 def authentication(message: str = "Invalid API Key provided.") -> StripeError:
-    return StripeError(401, message, type_="invalid_request_error", code="api_key_invalid")
+    return StripeError(401, message, type_="invalid_request_error", headers=dict(AUTH_CHALLENGE))
+
+
+def no_api_key() -> StripeError:
+    return authentication(NO_API_KEY_MESSAGE)
+
+
+def invalid_api_key(key: str) -> StripeError:
+    return authentication(f"Invalid API Key provided: {masked_key(key)}")
 
 
 def card_declined(message: str = "Your card was declined.", decline_code: str = "generic_decline") -> StripeError:

@@ -6,8 +6,11 @@ Hosted pages and `/_emulator/*` control routes skip latency, faults, auth and id
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,17 +20,27 @@ from urllib.parse import urlsplit
 from . import forms
 from .clock import Clock
 from .domain.meter_sessions import MeterSessions
-from .errors import StripeError, authentication, fault_error, idempotency_in_flight, idempotency_mismatch, unknown_route
+from .errors import (
+    StripeError,
+    fault_error,
+    idempotency_in_flight,
+    idempotency_mismatch,
+    invalid,
+    invalid_api_key,
+    no_api_key,
+    unknown_route,
+)
 from .events import EventBus
 from .faults import Fault, Faults
 from .idempotency import V1_TTL, V2_TTL, IdempotencyStore, SavedResponse, fingerprint
 from .ids import new_id
 from .request_log import RequestLog
 from .routing import DROP, Headers, Request, Response, Route, Router
+from .sdk_params import check_request
 from .store import Store
 
-TEST_KEY_PREFIXES = ("sk" + "_test_", "rk" + "_test_")
 API_KINDS = ("v1", "v2", "stream")
+VERSION_FORMAT = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})(\.[a-z]+)?(;\s*[a-z0-9_]+=v\d+)*")
 # Stripe saves a result only once the endpoint started executing: validation failures are not saved.
 UNSAVED_STATUSES = (400, 401, 429)
 
@@ -164,6 +177,7 @@ class RequestPipeline:
         if plan.answer is not None:
             return plan.answer, plan.note
         self._authenticate(req)
+        self._check_version(req)
         idem = req.idempotency_key if (req.method == "POST" or (req.kind == "v2" and req.method == "DELETE")) else None
         if not idem:
             if plan.slow_ms:
@@ -191,15 +205,28 @@ class RequestPipeline:
         return plan
 
     def _authenticate(self, req: Request) -> None:
-        auth = req.headers.get("Authorization") or ""
-        key = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        """Only the account's keys, sent as Stripe documents: ``Bearer <key>`` or Basic with the key as user name
+        (``curl -u sk_test_...:``)."""
+        key = api_key_from(req.headers.get("Authorization") or "")
         if req.kind == "stream":
-            self.meter_sessions.check(key)
+            self.meter_sessions.check(key or "")
             req.api_key = key
             return
-        if not key or not (key.startswith(TEST_KEY_PREFIXES) or key in self.api_keys):
-            raise authentication("Invalid API Key provided." if key else "You did not provide an API key.")
+        if not key:
+            raise no_api_key()
+        if key not in self.api_keys:
+            raise invalid_api_key(key)
         req.api_key = key
+
+    def _check_version(self, req: Request) -> None:
+        """A Stripe-Version header must name a version: `YYYY-MM-DD[.name]` with optional `;feature=vN` betas,
+        dated no later than the emulator's own (a version it cannot know), as Stripe refuses unknown ones."""
+        sent = req.headers.get("Stripe-Version")
+        if sent is None:
+            return
+        match = VERSION_FORMAT.fullmatch(sent.strip())
+        if match is None or match.group("date") > self.api_version[:10]:
+            raise invalid(f"Invalid Stripe API version: {sent}", param=None)
 
     def _idempotent(self, req: Request, found: Match, idem: str, plan: FaultPlan) -> Response:
         """The first answer for a key is saved and replayed; a different body or a request in flight is refused."""
@@ -241,6 +268,8 @@ class RequestPipeline:
             raise unknown_route(req.method, req.path)
         route, path_params = found
         req.path_params = path_params
+        if req.kind == "v1":
+            check_request(req.method, req.path, req.params, req.stripe_version)
         self.events.request_context.value = (req.request_id, req.idempotency_key) if req.kind in ("v1", "v2") else None
         try:
             with self.store.lock:
@@ -250,6 +279,21 @@ class RequestPipeline:
         if isinstance(result, Response):
             return result
         return Response.json(result)
+
+
+def api_key_from(authorization: str) -> str | None:
+    """The key in an Authorization header (Bearer, or Basic ``key:`` with an empty password); None without one."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return credentials or None
+        return decoded.partition(":")[0] or None
+    return None
 
 
 def _replay(saved: SavedResponse) -> Response:

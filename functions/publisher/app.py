@@ -10,8 +10,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.bootstrap import container
+from tollgate.bootstrap import container, register_snapstart_hooks
 from tollgate.observability import logger, metrics, tracer
+
+register_snapstart_hooks("domain_event_relay")
 
 
 @logger.inject_lambda_context(clear_state=True)

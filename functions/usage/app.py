@@ -12,11 +12,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.bootstrap import container
+from tollgate.bootstrap import container, register_snapstart_hooks
 from tollgate.observability import logger, metrics, tracer
 from tollgate.services.usage_reporter import InboundRecord
 
 processor = BatchProcessor(event_type=EventType.SQS)
+register_snapstart_hooks("usage_reporter")
 
 
 class UsageNotRecordedYet(Exception):

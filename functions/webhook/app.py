@@ -7,13 +7,14 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.bootstrap import container
+from tollgate.bootstrap import container, register_snapstart_hooks
 from tollgate.http.responses import build_resolver, json_response
 from tollgate.http.webhook_request import header, raw_body
 from tollgate.observability import logger, metrics, tracer
 from tollgate.services.webhook import WebhookDelivery
 
 app = build_resolver()
+register_snapstart_hooks("webhook")
 
 
 @app.post("/webhooks/stripe")

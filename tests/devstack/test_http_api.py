@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -474,3 +477,216 @@ def test_integration_timeout_and_function_errors_map_like_api_gateway(keys: Keys
     finally:
         emulator.stop()
         failing_emulator.stop()
+
+
+# ---- malformed and hostile requests answered as API Gateway answers them (issue 15, point 5) ----------------------
+
+
+def raw_exchange(api: Api, data: bytes, *, timeout: float = 3.0) -> tuple[int, dict[str, str], bytes, float]:
+    """Send raw bytes; read until the server closes (or a full response arrived). Returns status, headers, body
+    and the seconds the answer took; status 0 means no answer at all."""
+    parts = urlsplit(api.url)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+                head, sep, rest = received.partition(b"\r\n\r\n")
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if sep and length and len(rest) >= int(length.group(1)):
+                    break
+        except TimeoutError:
+            pass
+    elapsed = time.monotonic() - started
+    if not received:
+        return 0, {}, b"", elapsed
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body, elapsed
+
+
+def request_bytes(method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    lines = [f"{method} /dev{path} HTTP/1.1", "Host: localhost", *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def test_two_authorization_headers_forged_then_valid_are_refused(
+    api: Api, keys: Keys, invoker: RecordingInvoker
+) -> None:
+    # Given a forged token followed by a valid one (and the reverse)
+    valid = mint(keys)
+    forged = mint(keys, key=keys.other)
+    for first, second in ((forged, valid), (valid, forged)):
+        status, _, body = api.request("GET", "/billing/subscription", headers=[*bearer(first), *bearer(second)])
+        # Then the authorizer checks the one comma-joined value the function would get: not a token, 401
+        assert status == 401
+        assert json.loads(body) == {"message": "Unauthorized"}
+    assert invoker.events == []
+    # Control: the valid token alone passes, and the function receives exactly the header that was checked
+    assert api.request("GET", "/billing/subscription", headers=bearer(valid))[0] == 200
+    assert invoker.last()[1]["headers"]["authorization"] == f"Bearer {valid}"
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "5,5", "+5"])
+def test_a_content_length_that_is_not_a_number_is_a_prompt_400(
+    api: Api, invoker: RecordingInvoker, length: str
+) -> None:
+    # When the declared length is not a decimal number (the connection stays open on the client side)
+    status, headers, body, elapsed = raw_exchange(
+        api, request_bytes("POST", "/webhooks/stripe", [("Content-Length", length)], b"hello")
+    )
+    # Then API Gateway's 400 comes at once, the connection is closed, and no function ran
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}
+    assert headers["content-type"] == "application/json"
+    assert headers.get("connection") == "close"
+    assert elapsed < 2.0
+    assert invoker.events == []
+
+
+def test_a_chunked_body_is_read_and_passed_whole(api: Api, invoker: RecordingInvoker) -> None:
+    # Given a body sent in three chunks (one with an extension), then a trailer
+    payload = b'{"id": "evt_1", "object": "event"}'
+    chunks = [payload[:5], payload[5:20], payload[20:]]
+    encoded = (
+        b"".join(
+            f"{len(c):x}".encode() + (b";ext=1" if i == 1 else b"") + b"\r\n" + c + b"\r\n"
+            for i, c in enumerate(chunks)
+        )
+        + b"0\r\nX-Trailer: t\r\n\r\n"
+    )
+    headers = [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
+    status, _, _, _ = raw_exchange(api, request_bytes("POST", "/webhooks/stripe", headers, encoded))
+    # Then the function got the whole body
+    assert status == 200
+    assert invoker.last()[1]["body"] == payload.decode()
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        [("Transfer-Encoding", "chunked"), ("Content-Length", "5")],  # both: the smuggling shape
+        [("Transfer-Encoding", "gzip")],
+    ],
+)
+def test_ambiguous_or_unknown_framing_is_a_400(
+    api: Api, invoker: RecordingInvoker, framing: list[tuple[str, str]]
+) -> None:
+    status, _, body, _ = raw_exchange(
+        api, request_bytes("POST", "/webhooks/stripe", framing, b"5\r\nhello\r\n0\r\n\r\n")
+    )
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}
+    assert invoker.events == []
+
+
+def test_a_malformed_chunk_is_a_400(api: Api, invoker: RecordingInvoker) -> None:
+    status, _, body, _ = raw_exchange(
+        api, request_bytes("POST", "/webhooks/stripe", [("Transfer-Encoding", "chunked")], b"zz\r\nhello\r\n0\r\n\r\n")
+    )
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}
+    assert invoker.events == []
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "CONNECT"])
+def test_methods_no_route_has_are_a_json_404(api: Api, invoker: RecordingInvoker, method: str) -> None:
+    status, headers, body, _ = raw_exchange(api, request_bytes(method, "/plans", []))
+    assert status == 404
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Not Found"}
+    assert invoker.events == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [("X-Big", "a" * 10_300)],  # one value over the 10,240-byte quota
+        [(f"X-H{i}", "v" * 60) for i in range(180)],  # many headers (the stdlib's own limit is 100)
+        [("X-Long", "b" * 70_000)],  # a line over the stdlib's 64 KiB line limit
+    ],
+)
+def test_headers_over_the_quota_get_a_json_431(
+    api: Api, invoker: RecordingInvoker, extra: list[tuple[str, str]]
+) -> None:
+    status, headers, body, _ = raw_exchange(api, request_bytes("GET", "/plans", extra))
+    assert status == 431
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Request Header Fields Too Large"}
+    assert invoker.events == []
+
+
+def test_headers_just_under_the_quota_pass(api: Api, invoker: RecordingInvoker) -> None:
+    # Control: request line plus values a little under 10,240 bytes reach the function
+    assert raw_exchange(api, request_bytes("GET", "/plans", [("X-Big", "a" * 9_900)]))[0] == 200
+    assert len(invoker.last()[1]["headers"]["x-big"]) == 9_900
+
+
+def connected_within(port: int, count: int, seconds: float) -> int:
+    """Open `count` connections at once to a listening socket nobody accepts from; how many complete."""
+    socks = [socket.socket() for _ in range(count)]
+    for s in socks:
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+    deadline = time.monotonic() + seconds
+    done: set[int] = set()
+    while time.monotonic() < deadline and len(done) < count:
+        _, writable, _ = select.select([], [s for i, s in enumerate(socks) if i not in done], [], 0.05)
+        for s in writable:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                done.add(socks.index(s))
+    for s in socks:
+        s.close()
+    return len(done)
+
+
+def test_the_listen_backlog_takes_a_burst_of_50_connections() -> None:
+    # Given the gateway's listening socket before it accepts anything, and the stdlib's default as control
+    from devstack.http_api import _QuietServer, _RequestHandler
+
+    class StdlibBacklog(_QuietServer):
+        request_queue_size = 5
+
+    results = {}
+    for name, server_class in (("gateway", _QuietServer), ("stdlib", StdlibBacklog)):
+        server = server_class(("127.0.0.1", 0), _RequestHandler)
+        try:
+            results[name] = connected_within(server.server_address[1], 50, seconds=0.5)
+        finally:
+            server.server_close()
+    # Then all 50 are queued by the gateway's backlog; the stdlib's 5 leaves most of them waiting for a SYN retry
+    assert results["gateway"] == 50
+    assert results["stdlib"] < 50
+
+
+def test_50_concurrent_requests_get_50_answers(keys: Keys) -> None:
+    # Given a gateway whose function takes a moment
+    invoker = RecordingInvoker(delay_seconds=0.2)
+    emulator = HttpApiEmulator(template_spec(), invoker, lambda issuer: keys.jwks)
+    api = Api(emulator.start(), invoker, emulator)
+    try:
+        barrier = threading.Barrier(50)
+        statuses: list[int] = []
+
+        def one() -> None:
+            barrier.wait()
+            try:
+                statuses.append(api.request("GET", "/plans")[0])
+            except OSError:
+                statuses.append(0)
+
+        threads = [threading.Thread(target=one) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        # Then every connection got its answer
+        assert statuses.count(200) == 50, statuses
+    finally:
+        emulator.stop()

@@ -20,7 +20,7 @@ TEST_KEY = "sk" + "_test_" + "emulator"
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[StripeEmulator]:
-    emu = StripeEmulator(webhook_retry_base_seconds=0.05, checkout_wait_seconds=5.0)
+    emu = StripeEmulator(api_keys=(TEST_KEY,), webhook_retry_base_seconds=0.05, checkout_wait_seconds=5.0)
     emu.start()
     yield emu
     emu.stop()

@@ -10,7 +10,7 @@ import stripe
 
 from devstack.stripe_emulator import StripeEmulator
 
-from .conftest import make_client
+from .conftest import TEST_KEY, make_client
 
 PATH = "/v1/checkout/sessions"
 PARAMS = {
@@ -93,7 +93,7 @@ def test_slow_response_beyond_client_timeout(emu: StripeEmulator) -> None:
 def test_lock_timeout_409_body(emu: StripeEmulator) -> None:
     emu.faults.add("/v1/customers/cus_x", method="GET", status=409)
     body = requests.get(
-        emu.url + "/v1/customers/cus_x", headers={"Authorization": "Bearer " + "sk" + "_test_1"}, timeout=5
+        emu.url + "/v1/customers/cus_x", headers={"Authorization": "Bearer " + TEST_KEY}, timeout=5
     ).json()
     assert body["error"]["code"] == "lock_timeout"
 

@@ -45,7 +45,7 @@ def stream_mapping_properties(template: dict[str, Any] | None = None) -> dict[st
     [mapping] = [
         r["Properties"]
         for r in resources_of_type(template or load_template(), "AWS::Lambda::EventSourceMapping").values()
-        if r["Properties"].get("FunctionName") == {"Ref": "PublisherFunction"}
+        if r["Properties"].get("FunctionName") == {"Ref": "PublisherFunction.Alias"}
     ]
     return dict(mapping)
 

@@ -23,7 +23,8 @@ from tests.support.template import resources_of_type
 Template = dict[str, Any]
 Check = Callable[[Template], list[str]]
 
-PUBLIC_ROUTES = frozenset({("POST", "/webhooks/stripe"), ("GET", "/plans")})
+PUBLIC_ROUTES = frozenset({("POST", "/webhooks/stripe"), ("GET", "/plans"), ("GET", "/openapi.json")})
+SERVICE_ROUTE_PREFIX = "/service/"  # the only routes behind the IAM authorizer (docs/service-api.md)
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -136,6 +137,43 @@ def _policy_statements(template: Template) -> Iterator[tuple[str, Any]]:  # noqa
             yield where, statement
 
 
+EXECUTE_API_ROUTE_ARN = re.compile(
+    r"arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{HttpApi\}/\$\{Stage\}"
+    r"/(?P<method>[A-Z]+)(?P<path>/.*)"
+)
+
+
+def iam_routes(template: Template) -> set[tuple[str, str]]:
+    """(method, path) of every route behind API Gateway's IAM authorizer (SigV4)."""
+    return {
+        (str(props.get("Method", "")).upper(), str(props.get("Path", "")))
+        for _, _, props in http_api_routes(template)
+        if (props.get("Auth") or {}).get("Authorizer") == "AWS_IAM"
+    }
+
+
+def _is_iam_route_arn(template: Template, statement: dict[str, Any], literal: str) -> bool:
+    """An ``execute-api:Invoke`` grant on one IAM route of this stack's API and stage, whose ``*`` segments are
+    exactly that route's path parameters: the wildcard stands for a user id, never for a method, stage or other
+    route (an execute-api ARN cannot name a parameter any other way)."""
+    if list(strings_in(statement.get("Action"))) != ["execute-api:Invoke"]:
+        return False
+    match = EXECUTE_API_ROUTE_ARN.fullmatch(literal)
+    if match is None:
+        return False
+    granted = match["path"].split("/")
+    for method, path in iam_routes(template):
+        segments = path.split("/")
+        if method != match["method"] or len(segments) != len(granted):
+            continue
+        if all(
+            g == s or (g == "*" and s.startswith("{") and s.endswith("}"))
+            for g, s in zip(granted, segments, strict=True)
+        ):
+            return True
+    return False
+
+
 def check_no_wildcard_iam(template: Template) -> list[str]:  # noqa: C901 - a flat checklist, one branch per rule
     """No ``*`` in any Action or Resource (``dynamodb:*`` included), no NotAction/NotResource, no managed policies
     or unscoped SAM policy templates on functions, no shared roles."""
@@ -153,7 +191,7 @@ def check_no_wildcard_iam(template: Template) -> list[str]:  # noqa: C901 - a fl
             if key not in statement:
                 findings.append(f"{where}: statement without {key}")
             for literal in strings_in(statement.get(key)):
-                if "*" in literal:
+                if "*" in literal and not (key == "Resource" and _is_iam_route_arn(template, statement, literal)):
                     findings.append(f"{where}: wildcard {key} {literal!r}")
     for fn_name, fn in functions(template).items():
         props = fn.get("Properties", {})
@@ -237,7 +275,7 @@ def check_public_routes(template: Template) -> list[str]:
     return findings
 
 
-def check_routes_behind_jwt_with_scope(template: Template) -> list[str]:
+def check_routes_behind_jwt_with_scope(template: Template) -> list[str]:  # noqa: C901 - a flat checklist
     """Every other route is on the template's HttpApi, behind a JWT authorizer (issuer + audience) with a scope."""
     findings: list[str] = []
     apis = resources(template, "AWS::Serverless::HttpApi")
@@ -250,6 +288,13 @@ def check_routes_behind_jwt_with_scope(template: Template) -> list[str]:
         route_auth = props.get("Auth") or {}
         if route_auth.get("Authorizer") == "NONE":
             continue  # judged by check_public_routes
+        if route_auth.get("Authorizer") == "AWS_IAM":
+            # SigV4 from the app's own backends; never a route a browser calls with a user's token.
+            if not str(props.get("Path", "")).startswith(SERVICE_ROUTE_PREFIX):
+                findings.append(f"{where}: AWS_IAM outside {SERVICE_ROUTE_PREFIX} (user routes need the JWT)")
+            if referenced_name(props.get("ApiId")) not in apis:
+                findings.append(f"{where}: not attached to the template's HttpApi (SAM would create an open one)")
+            continue
         api_name = referenced_name(props.get("ApiId"))
         if api_name not in apis:
             findings.append(f"{where}: not attached to the template's HttpApi (SAM would create an open one)")
@@ -514,7 +559,8 @@ def check_domain_events_from_the_stream(template: Template) -> list[str]:  # noq
     if len(mappings) != 1:
         findings.append(f"{len(mappings)} stream event source mappings (expected 1, to the publisher)")
     for props in mappings:
-        if referenced_name(props.get("FunctionName")) != "PublisherFunction":
+        # The publisher itself or its live alias (``!Ref PublisherFunction.Alias`` when versions are published)
+        if referenced_name(props.get("FunctionName")) not in ("PublisherFunction", "PublisherFunction.Alias"):
             findings.append("the stream mapping does not feed PublisherFunction")
         if "ReportBatchItemFailures" not in as_list(props.get("FunctionResponseTypes")):
             findings.append("stream mapping without partial batch responses")

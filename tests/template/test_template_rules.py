@@ -489,3 +489,24 @@ def test_the_provisioner_has_a_log_group_and_an_errors_alarm_like_every_function
     # Then the generic rules name it
     assert rules.check_alarms(template) == ["ProvisionerFunction: no Errors alarm"]
     assert rules.check_log_retention(template) == ["ProvisionerFunction: does not log to a log group with retention"]
+
+
+def test_an_iam_grant_wider_than_a_route_parameter_is_caught(template: Template) -> None:
+    # Given the reader policy widened from the user id segment to every GET of the stage
+    policy = template["Resources"]["ServiceReaderPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    arn = policy["Resource"][0]["Fn::Sub"]
+    policy["Resource"][0] = {"Fn::Sub": arn.split("/GET/")[0] + "/GET/*"}
+    # When the rule runs / Then the wider grant is reported (the parameter-only one still is not)
+    findings = rules.check_no_wildcard_iam(template)
+    assert findings == [f"ServiceReaderPolicy: wildcard Resource {arn.split('/GET/')[0] + '/GET/*'!r}"]
+
+
+def test_a_user_route_moved_to_the_iam_authorizer_is_caught(template: Template) -> None:
+    # Given a browser route switched from the JWT to SigV4
+    events = props(template, "PortalFunction")["Events"]
+    name = next(n for n, e in events.items() if e["Properties"].get("Path") == "/billing/invoices")
+    events[name]["Properties"]["Auth"] = {"Authorizer": "AWS_IAM"}
+    # Then the JWT rule reports it
+    assert rules.check_routes_behind_jwt_with_scope(template) == [
+        f"PortalFunction.{name}: AWS_IAM outside /service/ (user routes need the JWT)"
+    ]

@@ -7,12 +7,12 @@ from typing import Any
 
 from devstack.stripe_emulator.domain.invoice_lines import InvoiceLines
 from devstack.stripe_emulator.domain.invoices import PAID, Invoices, subscription_id_of
-from devstack.stripe_emulator.domain.payment_methods import PaymentMethods
+from devstack.stripe_emulator.domain.payment_methods import PaymentMethods, charged
 from devstack.stripe_emulator.domain.periods import period_end
 from devstack.stripe_emulator.domain.proration import Change, Proration
 from devstack.stripe_emulator.domain.subscriptions import Subscriptions, first_item, item_by_id
 from devstack.stripe_emulator.errors import card_declined, invalid, missing_param
-from devstack.stripe_emulator.forms import as_int, as_list
+from devstack.stripe_emulator.forms import as_bool, as_int, as_list
 from devstack.stripe_emulator.routing import Request, RouteSpec
 from devstack.stripe_emulator.store import Obj, Store, paginate
 
@@ -71,12 +71,14 @@ class InvoicesApi:
                 code="invoice_not_open" if inv["status"] != "paid" else "invoice_already_paid",
             )
         sub = self.invoices.subscription_of(inv)
+        # `off_session` defaults to true for this call (Stripe's API reference).
+        off_session = as_bool(req.params.get("off_session", True))
         if req.params.get("payment_method"):
             pm = self.store.get(str(req.params["payment_method"]), "payment_method", "payment_method")
             behavior = self.payment_methods.behavior_of(pm["id"])
-            behavior = "decline" if behavior == "decline_on_charge" else behavior
+            behavior = charged("decline" if behavior == "decline_on_charge" else behavior, off_session=off_session)
         else:
-            behavior = self.payment_methods.charge_behavior(inv["customer"], sub)
+            behavior = self.payment_methods.charge_behavior(inv["customer"], sub, off_session=off_session)
         outcome = self.invoices.collect(inv, sub, behavior)
         if outcome == PAID and sub is not None and sub["status"] in ("past_due", "unpaid", "incomplete"):
             self.subscriptions.set_status(sub, "active")

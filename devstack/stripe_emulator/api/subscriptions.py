@@ -185,7 +185,11 @@ class SubscriptionsApi:
             pm = self.store.get(str(p["default_payment_method"]), "payment_method", "default_payment_method")
             sub["default_payment_method"] = pm["id"]
         if trial_days or payment_behavior != "default_incomplete":
-            _, outcome = self.subscriptions.start(sub, self.payment_methods.charge_behavior(cus["id"], sub))
+            # `off_session` defaults to false on subscription creation: the customer may be there to authenticate.
+            behavior = self.payment_methods.charge_behavior(
+                cus["id"], sub, off_session=as_bool(p.get("off_session", False))
+            )
+            _, outcome = self.subscriptions.start(sub, behavior)
             if outcome != PAID and payment_behavior == "error_if_incomplete":
                 raise card_declined()
         else:
@@ -220,7 +224,7 @@ class SubscriptionsApi:
         if changes:
             self.events.emit("customer.subscription.updated", sub, changes)
         if invoice is not None:
-            outcome = self.invoices.collect(invoice, sub)
+            outcome = self.invoices.collect(invoice, sub, off_session=as_bool(p.get("off_session", False)))
             if pending and outcome != PAID:
                 self.pending_updates.start(sub, saved_items, saved_anchor, invoice)
             else:

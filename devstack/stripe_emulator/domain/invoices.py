@@ -169,12 +169,13 @@ class Invoices:
 
     # ---- payment ------------------------------------------------------------------------------------------
 
-    def collect(self, inv: Obj, sub: Obj | None, behavior: str | None = None) -> str:
-        """Attempt payment: PAID, FAILED or ACTION_REQUIRED (with Stripe's invoice events)."""
+    def collect(self, inv: Obj, sub: Obj | None, behavior: str | None = None, *, off_session: bool = True) -> str:
+        """Attempt payment: PAID, FAILED or ACTION_REQUIRED (with Stripe's invoice events). Without a behaviour,
+        the saved method is charged, off-session unless the caller says the customer is there."""
         if inv["amount_due"] == 0:
             self.mark_paid(inv)
             return PAID
-        behavior = behavior or self.payment_methods.charge_behavior(inv["customer"], sub)
+        behavior = behavior or self.payment_methods.charge_behavior(inv["customer"], sub, off_session=off_session)
         before = copy.deepcopy(inv)
         inv["attempt_count"] += 1
         inv["attempted"] = True

@@ -38,6 +38,14 @@ MAGIC_PMS = {
 }
 # Renewals on a bank-debit method settle at once in the emulator (only Checkout's first payment waits).
 RENEWAL_BEHAVIORS = {"decline_on_charge": "decline", "async_succeed": "succeed", "async_fail": "decline"}
+# Off-session charges on a saved card: Stripe's 3155 card needs authentication only on-session ("if you set up
+# this card and use the saved card for subsequent off-session payments, no further authentication is needed").
+OFF_SESSION_BEHAVIORS = {"requires_action": "succeed"}
+
+
+def charged(behavior: str, *, off_session: bool) -> str:
+    """What a charge with a saved method of this behaviour does, on- or off-session."""
+    return OFF_SESSION_BEHAVIORS.get(behavior, behavior) if off_session else behavior
 
 
 class PaymentMethods:
@@ -121,8 +129,9 @@ class PaymentMethods:
     def behavior_of(self, pm_id: str) -> str:
         return str(self.store.side(pm_id).get("behavior", "succeed"))
 
-    def charge_behavior(self, customer_id: str, sub: Obj | None = None) -> str:
-        """How an automatic charge goes: the subscription's default method, else the customer's."""
+    def charge_behavior(self, customer_id: str, sub: Obj | None = None, *, off_session: bool) -> str:
+        """How an automatic charge goes: the subscription's default method, else the customer's; off-session for
+        renewals and retries, on-session where the customer may be present (Stripe's `off_session` defaults)."""
         pm_id = (sub or {}).get("default_payment_method")
         if not pm_id:
             cus = self.store.find(customer_id)
@@ -130,4 +139,4 @@ class PaymentMethods:
         if not pm_id:
             return "no_payment_method"
         behavior = self.behavior_of(pm_id)
-        return RENEWAL_BEHAVIORS.get(behavior, behavior)
+        return charged(RENEWAL_BEHAVIORS.get(behavior, behavior), off_session=off_session)

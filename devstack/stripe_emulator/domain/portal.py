@@ -194,7 +194,7 @@ class PortalActions:
         self.events.emit("customer.subscription.updated", sub, diff(before, sub))
         if lines and behavior == "always_invoice":
             inv = self.invoices.issue(sub, sub["customer"], lines, "subscription_update")
-            self.dunning.after_collection(sub, inv, self.invoices.collect(inv, sub))
+            self.dunning.after_collection(sub, inv, self.invoices.collect(inv, sub, off_session=False))
         elif lines:
             self.store.side(sub["id"]).setdefault("pending_prorations", []).extend(lines)
 
@@ -206,4 +206,4 @@ class PortalActions:
                 continue
             inv = self.store.find(other["latest_invoice"])
             if inv is not None and inv["status"] == "open":
-                self.dunning.after_collection(other, inv, self.invoices.collect(inv, other))
+                self.dunning.after_collection(other, inv, self.invoices.collect(inv, other, off_session=False))

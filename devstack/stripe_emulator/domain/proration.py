@@ -74,11 +74,13 @@ class Proration:
 
     @staticmethod
     def apply(sub: Obj, changes: list[Change], pdate: int) -> None:
-        """Put the new prices and quantities on the items; an interval change restarts the period at `pdate`."""
+        """Put the new prices and quantities on the items; an interval change restarts the period at `pdate`,
+        except during a trial, whose period is the trial itself: it still ends at `trial_end` (then bills the new
+        price's first full period), as on Stripe."""
         for item, price, qty in changes:
             if item is None:
                 continue
-            interval_changed = _interval(item["price"]) != _interval(price)
+            interval_changed = _interval(item["price"]) != _interval(price) and sub["status"] != "trialing"
             item["price"] = copy.deepcopy(price)
             if item["quantity"] is not None:
                 item["quantity"] = qty

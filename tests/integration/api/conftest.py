@@ -28,9 +28,13 @@ CATALOG = {
 }
 
 
+#: The account's secret key: the emulator accepts only the keys it is configured with, like Stripe.
+API_KEY = "sk" + "_test_" + secrets.token_hex(12)
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[StripeEmulator]:
-    emu = StripeEmulator(checkout_wait_seconds=1.0)
+    emu = StripeEmulator(api_keys=(API_KEY,), checkout_wait_seconds=1.0)
     emu.start()
     yield emu
     emu.stop()
@@ -62,7 +66,7 @@ def _invoker(module: str) -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def stack(emulator: StripeEmulator, billing_table: str, monkeypatch: pytest.MonkeyPatch, fresh_container: Any) -> Stack:
     emulator.reset()
-    api_key = "sk" + "_test_" + secrets.token_hex(12)
+    api_key = API_KEY
     arn = boto3.client("secretsmanager").create_secret(
         Name="tollgate/stripe-" + secrets.token_hex(4), SecretString=json.dumps({"api_key": api_key})
     )["ARN"]

@@ -14,6 +14,7 @@ import pytest
 from tests.support.events import FakeLambdaContext, http_api_event
 from tests.support.template import load_template
 from tests.template.rules import http_api_routes
+from tollgate.http.responses import UNROUTED_REASON
 
 TEMPLATE = load_template()
 FUNCTION_MODULES = {
@@ -45,9 +46,9 @@ def invoke(function: str, method: str, path: str) -> dict[str, Any]:
 
 
 def is_unrouted(response: dict[str, Any]) -> bool:
-    """The resolver's answer for a method/path it has no route for (domain errors always carry ``error``)."""
+    """The resolver's answer for a method/path it has no route for (in the error shape, with its own reason)."""
     body = json.loads(response.get("body") or "{}")
-    return response["statusCode"] in (404, 405) and "error" not in body
+    return response["statusCode"] in (404, 405) and body.get("error", {}).get("reason") in (None, UNROUTED_REASON)
 
 
 @pytest.fixture(autouse=True)

@@ -92,10 +92,14 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+#: The account's secret key: the emulator accepts only the keys it is configured with, like Stripe.
+API_KEY = "sk" + "_test_" + secrets.token_hex(12)
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[StripeEmulator]:
     # An empty account: no seed at all.
-    emu = StripeEmulator(seed_path=None, webhook_retry_base_seconds=0.2)
+    emu = StripeEmulator(seed_path=None, api_keys=(API_KEY,), webhook_retry_base_seconds=0.2)
     emu.start()
     yield emu
     emu.stop()
@@ -148,7 +152,7 @@ class World:
 @pytest.fixture
 def world(emulator: StripeEmulator, aws: None, monkeypatch: pytest.MonkeyPatch, fresh_container: Any) -> World:
     emulator.reset()
-    api_key = "sk" + "_test_" + secrets.token_hex(12)
+    api_key = API_KEY
     arn = boto3.client("secretsmanager").create_secret(
         Name="tollgate/stripe-" + secrets.token_hex(4), SecretString=json.dumps({"api_key": api_key})
     )["ARN"]

@@ -33,7 +33,7 @@ def max_receive_count() -> int:
 
 @pytest.fixture(scope="session")
 def usage_emulator() -> Iterator[StripeEmulator]:
-    emu = StripeEmulator()
+    emu = StripeEmulator(api_keys=(TEST_KEY,))
     emu.start()
     yield emu
     emu.stop()

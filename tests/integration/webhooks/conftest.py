@@ -14,7 +14,7 @@ EMULATOR_KEY = "sk" + "_test_" + "webhooks"
 
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[StripeEmulator]:
-    emu = StripeEmulator(webhook_retry_base_seconds=0.05, checkout_wait_seconds=5.0)
+    emu = StripeEmulator(api_keys=(EMULATOR_KEY,), webhook_retry_base_seconds=0.05, checkout_wait_seconds=5.0)
     emu.start()
     yield emu
     emu.stop()

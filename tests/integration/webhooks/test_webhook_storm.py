@@ -17,6 +17,7 @@ import pytest
 from devstack.stripe_emulator import StripeEmulator
 from tests.integration.webhooks.harness import Harness
 from tests.integration.webhooks.storm import (
+    STORM_KEY,
     ArrivalOrderRepository,
     deliver_storm,
     drive_lifecycles,
@@ -39,7 +40,7 @@ CONTROL_SUBSCRIPTIONS = 50
 
 @pytest.fixture(scope="module")
 def lifecycle() -> Iterator[tuple[StripeEmulator, list[dict[str, Any]]]]:
-    emu = StripeEmulator()  # in-process only: the storm talks to its request pipeline, no socket
+    emu = StripeEmulator(api_keys=(STORM_KEY,))  # in-process only: the storm talks to its request pipeline, no socket
     events = drive_lifecycles(emu, STORM_SUBSCRIPTIONS, STORM_EVENTS)
     yield emu, events
     emu.stop()

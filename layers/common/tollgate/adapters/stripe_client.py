@@ -49,17 +49,27 @@ def stripe_errors(operation: str) -> Iterator[None]:
     """Translate stripe.StripeError raised inside the block into tollgate errors (never a bare 500)."""
     try:
         yield
-    except stripe.RateLimitError as exc:
+    except stripe.StripeError as exc:
+        raise translated(operation, exc) from exc
+
+
+def translated(operation: str, exc: stripe.StripeError) -> errors.TollgateError:
+    """The tollgate error for one SDK error. Branches follow what stripe-python 16.1.0 raises per status: 429
+    RateLimitError, 400/404 InvalidRequestError (IdempotencyError for idempotency_error), 401 AuthenticationError,
+    402 CardError, 403 PermissionError, any other status APIError."""
+    if exc.http_status == 409:
+        # A conflict (an Idempotency-Key in flight, a locked object) clears in moments; it arrives as APIError.
+        logger.warning("stripe conflict", operation=operation, request_id=exc.request_id)
+        return errors.UpstreamUnavailable(retry_after_seconds=2)
+    if isinstance(exc, stripe.RateLimitError):
         logger.warning("stripe rate limited", operation=operation, request_id=exc.request_id)
-        raise errors.UpstreamUnavailable(retry_after_seconds=retry_after_from(exc, 2)) from exc
-    except (stripe.APIConnectionError, stripe.APIError) as exc:
+        return errors.UpstreamUnavailable(retry_after_seconds=retry_after_from(exc, 2))
+    if isinstance(exc, (stripe.APIConnectionError, stripe.APIError)):
         logger.warning("stripe unavailable", operation=operation, error_type=type(exc).__name__)
-        raise errors.UpstreamUnavailable(retry_after_seconds=5) from exc
-    except stripe.InvalidRequestError as exc:
-        if exc.http_status == 404 or exc.code == "resource_missing":
-            raise errors.UpstreamNotFound() from exc
-        if exc.http_status in (409, 429):
-            raise errors.UpstreamUnavailable(retry_after_seconds=2) from exc
+        return errors.UpstreamUnavailable(retry_after_seconds=5)
+    if isinstance(exc, stripe.InvalidRequestError) and (exc.http_status == 404 or exc.code == "resource_missing"):
+        return errors.UpstreamNotFound()
+    if isinstance(exc, stripe.InvalidRequestError):
         # Our request was wrong (configuration or code): log what is safe, hide details from the caller.
         logger.error(
             "stripe rejected request",
@@ -69,13 +79,11 @@ def stripe_errors(operation: str) -> Iterator[None]:
             status=exc.http_status,
             request_id=exc.request_id,
         )
-        raise errors.UpstreamRejected() from exc
-    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+    elif isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         logger.error("stripe credentials rejected", operation=operation, error_type=type(exc).__name__)
-        raise errors.UpstreamRejected() from exc
-    except stripe.StripeError as exc:
+    else:
         logger.error("stripe error", operation=operation, error_type=type(exc).__name__, status=exc.http_status)
-        raise errors.UpstreamRejected() from exc
+    return errors.UpstreamRejected()
 
 
 def call_stripe[T](operation: str, fn: Callable[[], T]) -> T:

@@ -11,10 +11,13 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ResponseValidationError
+from pydantic import BaseModel, ValidationError
 
 from tollgate import errors
 from tollgate.domain.json_documents import UnacceptableJson, parse_json_document
+from tollgate.http.models import ErrorDetail, ErrorResponse
 from tollgate.observability import logger
 
 JSON = "application/json"
@@ -44,7 +47,10 @@ def status_for(error: errors.TollgateError) -> HTTPStatus:
 
 
 def error_response(error: errors.TollgateError) -> Response[str]:
-    status = status_for(error)
+    return _error(status_for(error), error.public_reason, error)
+
+
+def _error(status: HTTPStatus, reason: str, error: Exception) -> Response[str]:
     headers: dict[str, str] = {"Cache-Control": "no-store"}
     retry_after = getattr(error, "retry_after_seconds", None)
     if isinstance(retry_after, int):
@@ -52,18 +58,26 @@ def error_response(error: errors.TollgateError) -> Response[str]:
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         # The caller gets a short reason; the log gets the error class, never request data or secrets.
         logger.error("request failed", error_type=type(error).__name__, status=int(status))
-    return Response(
-        status_code=int(status),
-        content_type=JSON,
-        body=json.dumps({"error": {"status": int(status), "reason": error.public_reason}}),
-        headers=headers,
-    )
+    body = ErrorResponse(error=ErrorDetail(status=int(status), reason=reason))
+    return Response(status_code=int(status), content_type=JSON, body=json.dumps(body.model_dump()), headers=headers)
 
 
 def json_response(body: object, status: int = 200, cache_seconds: int = 0) -> Response[str]:
-    cache = f"public, max-age={cache_seconds}" if cache_seconds else "no-store"
-    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers={"Cache-Control": cache})
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=_cache_headers(cache_seconds))
 
+
+def model_response[Model: BaseModel](body: Model, status: int = 200, cache_seconds: int = 0) -> Response[Model]:
+    """A route's answer as its response model: Powertools validates it against the handler's ``Response[Model]``
+    annotation (the schema the OpenAPI document publishes) and serializes it."""
+    return Response(status_code=status, content_type=JSON, body=body, headers=_cache_headers(cache_seconds))
+
+
+def _cache_headers(cache_seconds: int) -> dict[str, str]:
+    return {"Cache-Control": f"public, max-age={cache_seconds}" if cache_seconds else "no-store"}
+
+
+#: The 404 of a path the function's router has no route for (a domain NotFound says what was not found).
+UNROUTED_REASON = "no such route"
 
 #: The customer-facing routes take a plan key, a quantity, a flow or a token: a larger body is refused unread.
 MAX_REQUEST_BODY_BYTES = 16 * 1024
@@ -112,7 +126,10 @@ def _proxy_answer(error: errors.TollgateError) -> dict[str, Any]:
 def build_resolver() -> APIGatewayHttpResolver:
     """An HTTP API (payload 2.0) resolver with request validation, hostile bodies refused before it, and the
     project's error mapping."""
-    app = GuardedHttpResolver(enable_validation=True)
+    # A handler whose answer does not fit its response model is a bug: a 500 in the error shape, never a 422.
+    app = GuardedHttpResolver(
+        enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+    )
 
     @app.exception_handler(errors.TollgateError)  # type: ignore[untyped-decorator]
     def _domain_error(error: errors.TollgateError) -> Response[str]:
@@ -123,11 +140,16 @@ def build_resolver() -> APIGatewayHttpResolver:
         # Report where the body is wrong, never echo the submitted values back.
         fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in error.errors()})
         reason = "invalid request: " + ", ".join(fields)[:200]
-        return Response(
-            status_code=int(HTTPStatus.UNPROCESSABLE_ENTITY),
-            content_type=JSON,
-            body=json.dumps({"error": {"status": 422, "reason": reason}}),
-            headers={"Cache-Control": "no-store"},
-        )
+        return _error(HTTPStatus.UNPROCESSABLE_ENTITY, reason, error)
+
+    @app.exception_handler([ResponseValidationError, ValidationError])  # type: ignore[untyped-decorator]
+    def _invalid_answer(error: Exception) -> Response[str]:
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", error)
+
+    @app.not_found
+    def _no_route(error: NotFoundError) -> Response[str]:
+        # API Gateway matched a route whose path parameter the function's router does not take (e.g. a character
+        # outside Powertools' segment pattern): the product's 404, not Powertools' own shape.
+        return _error(HTTPStatus.NOT_FOUND, UNROUTED_REASON, error)
 
     return app

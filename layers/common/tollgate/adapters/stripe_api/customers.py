@@ -22,8 +22,10 @@ def key_replays_failure(exc: stripe.StripeError) -> bool:
     A 5xx is stored when it is a replay, or when Stripe says not to retry it (``Stripe-Should-Retry: false``: the
     same key would only replay it). Other 5xx (Stripe's front door failing) were not stored; the SDK retried them.
     """
-    if isinstance(exc, stripe.IdempotencyError):
-        return exc.http_status == 400  # not the 409 of a concurrent request with the key (that one is retried)
+    if isinstance(exc, stripe.IdempotencyError):  # the SDK raises it for a 400 (or 404) idempotency_error only
+        return True
+    if exc.http_status == 409:  # a concurrent request with the key (APIError in the pinned SDK): retried, not stuck
+        return False
     if not isinstance(exc, stripe.APIError) or (exc.http_status or 0) < 500:
         return False
     headers = {str(k).lower(): str(v).lower() for k, v in (exc.headers or {}).items()}

@@ -35,10 +35,11 @@ def classify(exc: stripe.StripeError) -> SendResult:
     """Map one SDK error to a per-event outcome (for a request that carried a single event)."""
     if isinstance(exc, stripe.RateLimitError) or exc.http_status == 429:
         return SendResult(SendStatus.RETRY, "rate_limited")
-    if isinstance(exc, (stripe.APIConnectionError, stripe.APIError)) or (exc.http_status or 0) >= 500:
-        return SendResult(SendStatus.RETRY, "stripe_unavailable")
+    # Before the APIError branch: the pinned SDK raises APIError for a v1 409.
     if exc.http_status == 409 or isinstance(exc, stripe.IdempotencyError):
         return SendResult(SendStatus.RETRY, "stripe_conflict")
+    if isinstance(exc, (stripe.APIConnectionError, stripe.APIError)) or (exc.http_status or 0) >= 500:
+        return SendResult(SendStatus.RETRY, "stripe_unavailable")
     if exc.http_status in (400, 404) and isinstance(exc, stripe.InvalidRequestError):
         if exc.code in DUPLICATE_CODES:
             return SendResult(SendStatus.DUPLICATE, exc.code)
