@@ -456,7 +456,8 @@ class LocalStack:
         meters = [m.strip() for m in str(self.resolver.refs.get("UsageMeterEventNames") or "").split(",") if m.strip()]
         return {
             "api_url": self.api_url,
-            "webhook_url": f"{self.api_url}/webhooks/stripe",
+            # None with StripeEventIngress=eventbridge: the template registers no webhook route then.
+            "webhook_url": f"{self.api_url}/webhooks/stripe" if self.resolver.condition("UsesWebhookIngress") else None,
             "stripe_url": self.stripe_url,
             "aws_endpoint": self.aws_endpoint,
             "region": self.resolver.region,

@@ -4,6 +4,7 @@ CloudFormation does (devstack.template.Resolver)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,14 +43,70 @@ def test_the_parameter_offers_the_three_modes_and_defaults_to_the_webhook(templa
     assert (spec["Default"], spec["AllowedValues"]) == ("webhook", ["webhook", "eventbridge", "both"])
 
 
+#: What exists only while Stripe may deliver over HTTP: the webhook route's function, its logs and alarms.
+WEBHOOK_ONLY = {
+    "WebhookFunction",
+    "WebhookLogGroup",
+    "WebhookErrorsAlarm",
+    "WebhookSignatureFailuresAlarm",
+    "WebhookLagAlarm",
+}
+
+
 @pytest.mark.parametrize(("ingress", "bridged"), [("webhook", False), ("eventbridge", True), ("both", True)])
 def test_each_mode_creates_the_partner_buses_rules_and_archives_only_when_it_uses_eventbridge(
     template: dict[str, Any], ingress: str, bridged: bool
 ) -> None:
     on = enabled(template, ingress)
     assert (EVENTBRIDGE_ONLY & on) == (EVENTBRIDGE_ONLY if bridged else set())
-    # The webhook function, the queue, its DLQ and the consuming function exist in every mode
-    assert {"WebhookFunction", "StripeEventsQueue", "StripeEventsDeadLetterQueue", "StripeEventsFunction"} <= on
+    # The queue, its DLQ and the consuming function exist in every mode (idle, they cost nothing)
+    assert {"StripeEventsQueue", "StripeEventsDeadLetterQueue", "StripeEventsFunction"} <= on
+
+
+def webhook_routes(template: dict[str, Any], ingress: str) -> list[tuple[str, str, str]]:
+    """The HTTP API's routes to /webhooks/stripe as CloudFormation would create them in this mode."""
+    resolver = Resolver(template, parameter_overrides={"StripeEventIngress": ingress})
+    routes = []
+    for lid, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function" or not resolver.resource_enabled(lid):
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] == "HttpApi" and event["Properties"]["Path"] == "/webhooks/stripe":
+                routes.append((lid, event["Properties"]["Method"], event["Properties"]["Path"]))
+    return routes
+
+
+@pytest.mark.parametrize(("ingress", "webhook"), [("webhook", True), ("eventbridge", False), ("both", True)])
+def test_the_webhook_route_and_its_function_exist_only_when_stripe_delivers_over_http(
+    template: dict[str, Any], ingress: str, webhook: bool
+) -> None:
+    on = enabled(template, ingress)
+    # Then with eventbridge alone no webhook function, log group or alarm is created, and no route registered;
+    # the webhook and both modes (the controls) keep all of them and POST /webhooks/stripe
+    assert (WEBHOOK_ONLY & on) == (WEBHOOK_ONLY if webhook else set())
+    assert webhook_routes(template, ingress) == ([("WebhookFunction", "POST", "/webhooks/stripe")] if webhook else [])
+    outputs = Resolver(template, parameter_overrides={"StripeEventIngress": ingress})
+    assert outputs.condition(template["Outputs"]["WebhookUrl"]["Condition"]) is webhook
+
+
+@pytest.mark.parametrize("ingress", ["webhook", "eventbridge", "both"])
+def test_the_dashboard_names_the_webhook_only_where_it_exists(template: dict[str, Any], ingress: str) -> None:
+    # Given the dashboard body as CloudFormation substitutes it in this mode (a reference to a resource whose
+    # condition is false would fail the deploy)
+    resolver = Resolver(template, parameter_overrides={"StripeEventIngress": ingress})
+    names = {lid: lid for lid in template["Resources"]}
+    resolver.refs.update(names)
+    for lid in names:
+        resolver.attributes.update({(lid, a): f"{lid}.{a}" for a in ("Arn", "QueueName")})
+    body = json.loads(resolver.resolve(props(template, "OperationsDashboard")["DashboardBody"]))
+    text = json.dumps(body)
+    # Then it is valid JSON in every mode, and names the webhook's function and alarms exactly when they exist
+    webhook = "WebhookFunction" in enabled(template, ingress)
+    assert ('"WebhookFunction"' in text) is webhook
+    assert all((f"{alarm}.Arn" in text) is webhook for alarm in WEBHOOK_ONLY if alarm.endswith("Alarm"))
+    # And the EventBridge path's function and alarms are on it in every mode
+    assert '"StripeEventsFunction"' in text
+    assert "StripeEventSourceRefusedAlarm.Arn" in text
 
 
 def test_provisioning_is_told_the_mode_and_where_stripe_creates_the_partner_sources(template: dict[str, Any]) -> None:
