@@ -60,7 +60,9 @@ def banner(stack: LocalStack, endpoints_file: Path) -> str:
         f"  Stripe emulator  {facts['stripe_url']}   (hosted Checkout/Portal pages, /_emulator/* controls)",
         f"  AWS (moto)       {facts['aws_endpoint']}",
         f"  usage queue      {facts['usage_queue_url']}",
-        f"  webhook URL      {facts['webhook_url']}   (registered with the emulator)",
+        f"  webhook URL      {facts['webhook_url']}   (registered with the emulator)"
+        if facts["webhook_url"]
+        else "  webhook URL      none (StripeEventIngress=eventbridge: Stripe delivers to the partner event buses)",
         f"  plans            {', '.join(facts['plan_keys'])}   meters: {', '.join(facts['meter_event_names'])}",
         f"  dev user         {facts['dev_user'].get('email', '-')}",
         "",

@@ -226,8 +226,46 @@ def _secret(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[st
 
 def _event_bus(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str, Any]) -> CreatedResource:
     name = props.get("Name") or _physical_name(resolver, lid)
-    arn = clients("events").create_event_bus(Name=name)["EventBusArn"]
+    source = props.get("EventSourceName")
+    if source:
+        # A partner event bus (named after its partner source, "aws.partner/..."): moto looks buses up by the last
+        # path segment of a name or ARN, so it holds the bus under that segment; callers use the full name.
+        arn = clients("events").create_event_bus(Name=name.rsplit("/", 1)[-1], EventSourceName=source)["EventBusArn"]
+    else:
+        arn = clients("events").create_event_bus(Name=name)["EventBusArn"]
     return CreatedResource(lid, "AWS::Events::EventBus", name, {"Arn": arn, "Name": name})
+
+
+def _event_rule(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str, Any]) -> CreatedResource:
+    events = clients("events")
+    name = props.get("Name") or _physical_name(resolver, lid)
+    bus = props.get("EventBusName") or "default"
+    arn = events.put_rule(
+        Name=name,
+        EventBusName=bus,
+        EventPattern=json.dumps(props["EventPattern"]),
+        State=props.get("State", "ENABLED"),
+        Description=props.get("Description", ""),
+    )["RuleArn"]
+    targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets") or []]
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+    return CreatedResource(lid, "AWS::Events::Rule", arn, {"Arn": arn})
+
+
+def _event_archive(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str, Any]) -> CreatedResource:
+    name = props.get("ArchiveName") or _physical_name(resolver, lid)
+    arn = clients("events").create_archive(
+        ArchiveName=name, EventSourceArn=props["SourceArn"], RetentionDays=int(props.get("RetentionDays", 0))
+    )["ArchiveArn"]
+    return CreatedResource(lid, "AWS::Events::Archive", name, {"Arn": arn})
+
+
+def _queue_policy(clients: ClientFactory, resolver: Resolver, lid: str, props: dict[str, Any]) -> CreatedResource:
+    sqs = clients("sqs")
+    for url in props.get("Queues") or []:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    return CreatedResource(lid, "AWS::SQS::QueuePolicy", _physical_name(resolver, lid))
 
 
 _USER_POOL_PROPERTIES = (
@@ -287,6 +325,9 @@ CREATORS: dict[str, Creator] = {
     "AWS::SQS::Queue": _queue,
     "AWS::SecretsManager::Secret": _secret,
     "AWS::Events::EventBus": _event_bus,
+    "AWS::Events::Rule": _event_rule,
+    "AWS::Events::Archive": _event_archive,
+    "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::Cognito::UserPool": _user_pool,
     "AWS::Cognito::UserPoolClient": _user_pool_client,
 }
@@ -307,17 +348,49 @@ def _reference_only(resolver: Resolver, lid: str, spec: Mapping[str, Any]) -> Cr
     return CreatedResource(lid, kind, ref, {"Arn": arn}, local=False)
 
 
-def create_from_template(resolver: Resolver, clients: ClientFactory) -> dict[str, CreatedResource]:
-    """Create every resource of the template that the product uses at run time, in dependency order."""
+def after_custom_resources(resources: Mapping[str, Any]) -> set[str]:
+    """The resources that need a custom resource's results first (directly or through another resource), e.g. the
+    partner event buses named after the sources Stripe provisioning created."""
+    ids = set(resources)
+    later = {lid for lid, spec in resources.items() if str(spec.get("Type", "")).startswith("Custom::")}
+    deferred: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for lid, spec in resources.items():
+            if lid in deferred or lid in later or str(spec.get("Type", "")).startswith("AWS::Serverless::Function"):
+                continue  # functions read such values from their environment, refreshed after provisioning
+            if _references(spec.get("Properties") or {}, ids) & (later | deferred):
+                deferred.add(lid)
+                grew = True
+    return deferred
+
+
+def _awaited_attributes(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A custom resource's attributes read "" until it answered: functions are described before provisioning
+    runs (the local stack gives them the real values afterwards, as CloudFormation orders them after it)."""
+    text = json.dumps(template)
+    names = set(re.findall(rf'"Fn::GetAtt": \["{logical_id}", "(\w+)"\]', text))
+    names |= set(re.findall(rf"\$\{{{logical_id}\.(\w+)\}}", text))
+    return dict.fromkeys(names - {"Arn"}, "")
+
+
+def create_from_template(
+    resolver: Resolver, clients: ClientFactory, *, skip: set[str] | None = None, only: set[str] | None = None
+) -> dict[str, CreatedResource]:
+    """Create every resource of the template that the product uses at run time, in dependency order (``skip``:
+    not now; ``only``: just these, after the rest exists)."""
     resources = resolver.template["Resources"]
     created: dict[str, CreatedResource] = {}
     for lid in creation_order(resources):
         spec = resources[lid]
-        if not resolver.resource_enabled(lid):
+        if not resolver.resource_enabled(lid) or lid in (skip or set()) or (only is not None and lid not in only):
             continue
         creator = CREATORS.get(str(spec.get("Type")))
         if creator is None:
             result = _reference_only(resolver, lid, spec)
+            if str(spec.get("Type", "")).startswith("Custom::"):
+                result.attributes.update(_awaited_attributes(resolver.template, lid))
         else:
             props = resolver.resolve(spec.get("Properties") or {})
             result = creator(clients, resolver, lid, props)

@@ -195,6 +195,8 @@ def http_api_from_template(resolver: Resolver, api_id: str = "HttpApi") -> HttpA
     default_authorizer = auth.get("DefaultAuthorizer")
     routes: list[Route] = []
     for function_id, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        if not resolver.resource_enabled(function_id):
+            continue  # a function whose Condition is false registers no route (e.g. the webhook in eventbridge mode)
         for event in (function.get("Properties", {}).get("Events") or {}).values():
             if event.get("Type") != "HttpApi":
                 continue

@@ -24,16 +24,23 @@ from typing import Any
 import jwt
 import requests
 
-from devstack.aws_resources import CreatedResource, MotoServer, create_from_template, local_clients
+from devstack.aws_resources import (
+    CreatedResource,
+    MotoServer,
+    after_custom_resources,
+    create_from_template,
+    local_clients,
+)
 from devstack.cloudformation import CustomResourcePlayer, CustomResourceResponse, ResponseServer
 from devstack.function_logs import LogView
-from devstack.functions import FunctionHost, FunctionSpec, functions_from_template
+from devstack.functions import FunctionHost, FunctionSpec, functions_from_template, lambda_environment
 from devstack.http_api import HttpApiEmulator, http_api_from_template
 from devstack.iam_authorizer import LocalPrincipals, Principal, invoke_patterns_from_template
 from devstack.jwt_authorizer import CachingJwks
 from devstack.parameters import InvalidParameters, parameter_problems, settings_problems
 from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
 from devstack.stream_poller import StreamMapping, StreamPoller
+from devstack.stripe_emulator.eventbridge_delivery import EventBridgeDelivery
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, resources_of_type
 from devstack.webapp_server import WebAppServer, frontend_port
 
@@ -170,13 +177,20 @@ class LocalStack:
         from devstack.stripe_emulator import StripeEmulator
 
         self.moto.start()
-        self.resources = create_from_template(self.resolver, local_clients(self.aws_endpoint, self.resolver.region))
+        # What needs Stripe provisioning's results (the partner event buses) waits for it, as in CloudFormation.
+        deferred = after_custom_resources(self.resolver.template["Resources"])
+        clients = local_clients(self.aws_endpoint, self.resolver.region)
+        self.resources = create_from_template(self.resolver, clients, skip=deferred)
 
         self.api_key = "sk" + "_test_" + secrets.token_hex(24)
         self.emulator = StripeEmulator(
             LOCAL_SEED, api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
         )
         self.emulator.clock.on_change(self._share_clock_offset)
+        # Stripe's amazon_eventbridge destinations deliver to partner event sources on the moto server.
+        self.emulator.events.sender.bridge = EventBridgeDelivery(
+            lambda region: local_clients(self.aws_endpoint, region)("events")
+        )
         self.emulator.start(self.config.host, self.config.stripe_port)
 
         # CloudFormation's response URLs for custom resources (the functions trust its certificate).
@@ -199,6 +213,7 @@ class LocalStack:
 
         self._put_api_key()
         self._provision_stripe()
+        self._associate_partner_sources(deferred, clients)
         if "UserPool" in self.resources:
             self.dev_user = self._create_dev_user()
         if self.config.start_pollers:
@@ -323,6 +338,23 @@ class LocalStack:
             self.client("secretsmanager").get_secret_value(SecretId=self.ref("StripeSecret"))["SecretString"]
         )
         self.webhook_secrets = list(secret.get("webhook_secrets") or [])
+
+    def _associate_partner_sources(self, deferred: set[str], clients: Any) -> None:
+        """What the deploy does once provisioning answered: Stripe has created a partner event source per
+        EventBridge destination; the buses named after them (and their rules and archives) are created, and the
+        functions that name them in their environment get the values."""
+        assert self.emulator is not None
+        assert self.functions is not None
+        bridge = self.emulator.events.sender.bridge
+        if bridge is not None:
+            bridge.ensure_sources(self.emulator.store)
+        self.resources.update(create_from_template(self.resolver, clients, only=deferred))
+        local = self.local_environment()
+        for logical_id, spec in functions_from_template(self.resolver).items():
+            pool = self.functions.pools.get(logical_id)
+            environment = lambda_environment(spec, local)
+            if pool is not None and pool.environment != environment:
+                pool.spec, pool.environment = spec, environment
 
     def _local_url(self, url: str) -> str:
         """The template's public API URL (``https://<api>.execute-api.<region>.amazonaws.com/<stage>``) locally."""
@@ -450,7 +482,8 @@ class LocalStack:
         return {
             "api_url": self.api_url,
             "webapp_url": self.webapp_url,
-            "webhook_url": f"{self.api_url}/webhooks/stripe",
+            # None with StripeEventIngress=eventbridge: the template registers no webhook route then.
+            "webhook_url": f"{self.api_url}/webhooks/stripe" if self.resolver.condition("UsesWebhookIngress") else None,
             "stripe_url": self.stripe_url,
             "aws_endpoint": self.aws_endpoint,
             "region": self.resolver.region,

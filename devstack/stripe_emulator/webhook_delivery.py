@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from .eventbridge_delivery import EventBridgeDelivery
 from .store import Obj, Store
 
 
@@ -120,8 +121,15 @@ class WebhookSender:
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self._session = requests.Session()
+        #: Deliveries to ``amazon_eventbridge`` destinations; None: nowhere to put them (they stay undelivered).
+        self.bridge: EventBridgeDelivery | None = None
 
     def queue(self, event_id: str, endpoint: Obj, payload: bytes, thin: bool) -> None:
+        if endpoint.get("type") == "amazon_eventbridge":
+            # Stripe puts these on the destination's partner event source instead (eventbridge_delivery).
+            if self.bridge is not None:
+                self.bridge.queue(event_id, endpoint, payload, self._mark_delivered)
+            return
         secret = self.store.side(endpoint["id"])["secret"]
         url = endpoint["url"] if "url" in endpoint else endpoint["webhook_endpoint"]["url"]
         delivery = Delivery(

@@ -97,6 +97,7 @@ def test_functions_get_globals_and_their_own_environment_resolved_to_local_resou
         "PublisherFunction",
         "UsageDriftFunction",
         "ProvisionerFunction",
+        "StripeEventsFunction",
     }
     checkout = specs["CheckoutFunction"]
     assert checkout.code_dir == ROOT / "functions/checkout/"
@@ -120,7 +121,7 @@ def test_functions_get_globals_and_their_own_environment_resolved_to_local_resou
 
 def test_sqs_event_source_settings_come_from_the_template() -> None:
     resolver = Resolver(load_template())
-    [source] = sqs_sources_from_template(resolver)
+    [source] = [s for s in sqs_sources_from_template(resolver) if s.function_id == "UsageFunction"]
     event = load_template()["Resources"]["UsageFunction"]["Properties"]["Events"]["UsageRecords"]["Properties"]
     assert source.function_id == "UsageFunction"
     assert source.queue_id == "UsageQueue"

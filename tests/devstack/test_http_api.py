@@ -207,6 +207,33 @@ def test_a_changed_route_in_a_copy_of_the_template_changes_the_served_routes(tmp
     assert keys["GET /catalog/plans"].authorizer == "JwtAuthorizer"
 
 
+@pytest.mark.parametrize(("ingress", "served"), [("eventbridge", False), ("webhook", True), ("both", True)])
+def test_the_local_api_serves_the_webhook_route_only_in_the_modes_that_register_it(
+    keys: Keys, ingress: str, served: bool
+) -> None:
+    # Given the local API built from the template with StripeEventIngress=<ingress>
+    resolver = Resolver(load_template(), parameter_overrides={"StripeEventIngress": ingress})
+    resolver.refs.update({"UserPool": POOL_ID, "UserPoolClient": CLIENT_ID})
+    spec = http_api_from_template(resolver)
+    invoker = RecordingInvoker()
+    emulator = HttpApiEmulator(spec, invoker, lambda issuer: keys.jwks)
+    api = Api(emulator.start("127.0.0.1", 0), invoker, emulator)
+    try:
+        # When Stripe (or anyone) POSTs to the webhook's path
+        status, _, body = api.request("POST", "/webhooks/stripe", body=b"{}")
+    finally:
+        emulator.stop()
+    # Then with eventbridge it is API Gateway's own 404 and no function runs; the webhook and both modes (the
+    # controls) route it to the webhook function
+    assert ("POST /webhooks/stripe" in {r.route_key for r in spec.routes}) is served
+    if served:
+        assert (status, [fid for fid, _ in invoker.events]) == (200, ["WebhookFunction"])
+    else:
+        assert (status, json.loads(body), invoker.events) == (404, {"message": "Not Found"}, [])
+    # And the rest of the API is the same in every mode
+    assert "GET /plans" in {r.route_key for r in spec.routes}
+
+
 # ---- the JWT authorizer -------------------------------------------------------------------------------
 
 

@@ -144,3 +144,20 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+#: The partner event source of the recorded EventBridge envelope (tests/events/eventbridge/).
+RECORDED_PARTNER_SOURCE = "aws.partner/stripe.com/ed_test_61RecordedEventBridgeDestination01"
+
+
+def eventbridge_envelope(
+    stripe_event: dict[str, Any], *, source: str = RECORDED_PARTNER_SOURCE, account: str = "123456789012"
+) -> dict[str, Any]:
+    """A Stripe event as Stripe's EventBridge destination delivers it: the recorded envelope around the event
+    (``detail-type`` its type, ``detail`` the event itself)."""
+    envelope = load_event("eventbridge/stripe_snapshot_envelope")
+    envelope.update(
+        {"id": str(uuid.uuid4()), "source": source, "account": account, "detail-type": stripe_event.get("type")}
+    )
+    envelope["detail"] = stripe_event
+    return envelope

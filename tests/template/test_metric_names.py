@@ -74,10 +74,23 @@ def emitted_by_code() -> set[str]:
     return names
 
 
-def dashboard_body(template: Template) -> dict[str, Any]:
+def dashboard_text(template: Template) -> str:
+    """The body's text with its Fn::Sub variables inlined as they read where their condition holds (the webhook's
+    entries, UsesWebhookIngress): every resource the template can create is checked."""
     (dashboard,) = rules.resources(template, "AWS::CloudWatch::Dashboard").values()
-    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
-    return json.loads(re.sub(r"\$\{([^}]+)\}", r"{{\1}}", body))  # type: ignore[no-any-return]
+    sub = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    if isinstance(sub, str):
+        return sub
+    text, variables = sub
+    for name, value in variables.items():
+        when_true = value["Fn::If"][1] if isinstance(value, dict) and "Fn::If" in value else value
+        inlined = when_true["Fn::Sub"] if isinstance(when_true, dict) else str(when_true)
+        text = text.replace("${" + name + "}", inlined)
+    return str(text)
+
+
+def dashboard_body(template: Template) -> dict[str, Any]:
+    return json.loads(re.sub(r"\$\{([^}]+)\}", r"{{\1}}", dashboard_text(template)))  # type: ignore[no-any-return]
 
 
 def placeholder(reference: str) -> str:
@@ -175,7 +188,7 @@ def test_control_an_alarm_on_a_metric_nobody_emits_is_found(template: Template) 
 
 def test_control_an_emitted_metric_missing_from_the_dashboard_is_found(template: Template) -> None:
     body = template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]
-    body["Fn::Sub"] = body["Fn::Sub"].replace('"UsageDrift"', '"UsageDriftX"')
+    body["Fn::Sub"][0] = body["Fn::Sub"][0].replace('"UsageDrift"', '"UsageDriftX"')
     assert metric_findings(template, emitted_by_code()) == [
         "UsageDriftX: named by the template, never emitted",
         "UsageDrift: emitted, not on the dashboard",

@@ -46,7 +46,7 @@ def test_real_template_has_no_findings(real_template: Template, check: rules.Che
 
 def test_the_template_has_what_the_rules_look_at(real_template: Template) -> None:
     # Guards against rules passing vacuously (no functions, no routes, no queues to check).
-    assert len(rules.functions(real_template)) == 7
+    assert len(rules.functions(real_template)) == 8
     assert rules.resources(real_template, rules.PROVISIONING_TYPE)
     routes = {(p["Method"], p["Path"]) for _, _, p in rules.http_api_routes(real_template)}
     assert routes > rules.PUBLIC_ROUTES

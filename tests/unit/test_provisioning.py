@@ -204,3 +204,145 @@ def test_every_seat_price_of_a_plan_projects_to_that_plan_and_a_metered_one_to_n
     assert plan_key_for(catalog, "price_2", "team_yearly") == "team"
     assert plan_key_for(catalog, "price_3", "team_tokens") is None
     assert plan_key_for(catalog, "price_4", "unknown") is None
+
+
+# ---- EventBridge ingress (issue 12) -------------------------------------------------------------------------
+
+BRIDGE = {"aws_account_id": "123456789012", "aws_region": "eu-west-1"}
+
+
+def bridged_inputs(ingress: str) -> ProvisioningSettings:
+    return inputs(event_ingress=ingress, **BRIDGE)
+
+
+def endpoint_changes(planned: p.Plan) -> list[p.Change]:
+    return [c for c in planned.changes if c.kind in ("webhook_endpoint", "event_destination")]
+
+
+def test_with_eventbridge_the_stack_asks_for_two_eventbridge_destinations_and_no_webhook() -> None:
+    # Given StripeEventIngress=eventbridge, when an empty account is planned
+    creates = endpoint_changes(p.plan(describe(bridged_inputs("eventbridge"), API_VERSION), p.Account(), now=0))
+    # Then exactly two destinations of type amazon_eventbridge: snapshot (pinned) and thin, in this account/region
+    assert [(c.action, c.kind, c.key) for c in creates] == [
+        ("create", "event_destination", "eventbridge:snapshot"),
+        ("create", "event_destination", "eventbridge:thin"),
+    ]
+    snapshot, thin = (c.params for c in creates)
+    assert snapshot["type"] == thin["type"] == "amazon_eventbridge"
+    assert snapshot["amazon_eventbridge"] == thin["amazon_eventbridge"] == BRIDGE
+    assert (snapshot["event_payload"], snapshot["snapshot_api_version"]) == ("snapshot", API_VERSION)
+    assert thin["event_payload"] == "thin"
+    assert "snapshot_api_version" not in thin
+    assert "webhook_endpoint" not in snapshot
+    # And the handled event types, exactly as the webhook endpoint would subscribe to them
+    webhook = {c.key: c.params for c in endpoint_changes(p.plan(describe(inputs(), API_VERSION), p.Account(), now=0))}
+    assert snapshot["enabled_events"] == webhook["webhook:snapshot"]["enabled_events"]
+    assert thin["enabled_events"] == webhook["webhook:thin"]["enabled_events"]
+
+
+def test_with_both_the_webhook_endpoints_stay_beside_the_eventbridge_destinations() -> None:
+    creates = endpoint_changes(p.plan(describe(bridged_inputs("both"), API_VERSION), p.Account(), now=0))
+    assert sorted(c.key for c in creates) == [
+        "eventbridge:snapshot",
+        "eventbridge:thin",
+        "webhook:snapshot",
+        "webhook:thin",
+    ]
+
+
+def test_eventbridge_ingress_needs_the_account_and_region() -> None:
+    with pytest.raises(ValueError, match="account id and region"):
+        inputs(event_ingress="eventbridge")
+
+
+def observed_bridge(slot: str, status: str = "pending", **extra: Any) -> p.ObservedEndpoint:
+    spec = next(e for e in describe(bridged_inputs("eventbridge"), API_VERSION).endpoints if e.slot == slot)
+    values: dict[str, Any] = {
+        "id": f"ed_{slot}",
+        "kind": "event_destination",
+        "url": None,
+        "events": spec.events,
+        "api_version": spec.api_version,
+        "enabled": True,
+        "metadata": owned(slot),
+        "event_source": f"aws.partner/stripe.com/ed_{slot}",
+        "event_source_status": status,
+    }
+    return p.ObservedEndpoint(**{**values, **extra})
+
+
+def test_eventbridge_destinations_in_step_plan_nothing_though_they_have_no_signing_secret() -> None:
+    # Given both destinations as provisioning made them (no signing secret exists for EventBridge)
+    account = p.Account(endpoints=(observed_bridge("eventbridge:snapshot"), observed_bridge("eventbridge:thin")))
+    # Then nothing changes
+    assert endpoint_changes(p.plan(describe(bridged_inputs("eventbridge"), API_VERSION), account, now=0)) == []
+    # Control: the same check a webhook destination gets (its secret's fingerprint unknown) replaces it
+    thin = describe(inputs(), API_VERSION).endpoints[1]
+    webhook_thin = p.ObservedEndpoint("ed_w", "event_destination", thin.url, thin.events, None, True, owned(thin.slot))
+    changes = endpoint_changes(p.plan(describe(inputs(), API_VERSION), p.Account(endpoints=(webhook_thin,)), now=0))
+    assert ("disable", "ed_w") in [(c.action, c.target) for c in changes]
+
+
+def test_a_destination_whose_partner_source_aws_deleted_is_replaced() -> None:
+    # Given the snapshot destination's partner source was never associated and AWS deleted it after 7 days
+    account = p.Account(
+        endpoints=(observed_bridge("eventbridge:snapshot", "deleted"), observed_bridge("eventbridge:thin", "active"))
+    )
+    changes = endpoint_changes(p.plan(describe(bridged_inputs("eventbridge"), API_VERSION), account, now=0))
+    # Then a new destination replaces it (a new partner source; the next deploy's buses follow it), the old is disabled
+    assert [(c.action, c.key) for c in changes] == [
+        ("create", "eventbridge:snapshot"),
+        ("disable", "eventbridge:snapshot"),
+    ]
+
+
+def test_switching_from_webhook_to_eventbridge_disables_the_webhook_endpoints() -> None:
+    # Given the endpoints of webhook ingress, in step
+    secret = "whsec_" + "a" * 32
+    marks = {**owned("webhook:snapshot"), p.SECRET_FINGERPRINT_KEY: p.fingerprint(secret)}
+    spec_events = describe(inputs(), API_VERSION).endpoints[0].events
+    endpoint = p.ObservedEndpoint(
+        "we_1", "webhook_endpoint", "https://api.example/dev/webhooks/stripe", spec_events, API_VERSION, True, marks
+    )
+    planned = p.plan(
+        describe(bridged_inputs("eventbridge"), API_VERSION),
+        p.Account(endpoints=(endpoint,)),
+        now=0,
+        signing_secrets=frozenset({p.fingerprint(secret)}),
+    )
+    # Then it is disabled (never deleted) once the description has no webhook endpoint
+    assert ("disable", "webhook_endpoint", "we_1") in [(c.action, c.kind, c.target) for c in planned.changes]
+
+
+def test_the_report_names_the_partner_event_sources_for_the_stacks_buses() -> None:
+    # Given an apply that creates both destinations (the adapter returns each one's partner event source)
+    class Account:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def observe(self, owner: str) -> p.Account:
+            return p.Account()
+
+        def execute(self, change: p.Change, params: Any, parent: Any, key: str) -> Executed:
+            self.n += 1
+            bridge = params.get("type") == "amazon_eventbridge"
+            return Executed(f"obj_{self.n}", None, f"aws.partner/stripe.com/ed_{change.key}" if bridge else None)
+
+        def set_metadata(self, *args: Any) -> None:
+            raise AssertionError("EventBridge destinations have no signing secret to fingerprint")
+
+    class Secrets:
+        def fingerprints(self) -> frozenset[str]:
+            return frozenset()
+
+        def add(self, secret: str) -> None:
+            raise AssertionError("no signing secret expected")
+
+        def remove(self, fingerprints: Any) -> int:
+            return 0
+
+    provisioner = Provisioner(Account(), Secrets(), API_VERSION, key_is_live=lambda: False)  # type: ignore[arg-type]
+    data = provisioner.apply(bridged_inputs("eventbridge")).data()
+    # Then the custom resource's data carries them (the template names the buses after them)
+    assert data["SnapshotEventSourceName"] == "aws.partner/stripe.com/ed_eventbridge:snapshot"
+    assert data["ThinEventSourceName"] == "aws.partner/stripe.com/ed_eventbridge:thin"

@@ -7,6 +7,7 @@ from typing import Any
 
 from devstack.stripe_emulator.clock import Clock
 from devstack.stripe_emulator.errors import invalid, missing_param
+from devstack.stripe_emulator.eventbridge_delivery import partner_event_source
 from devstack.stripe_emulator.forms import as_bool, as_list, merge_metadata
 from devstack.stripe_emulator.ids import new_id, webhook_secret
 from devstack.stripe_emulator.isotime import iso
@@ -107,6 +108,8 @@ class EventDestinationsApi:
     def _render(self, dest: Obj, include: list[Any], *, creating: bool = False) -> Obj:
         """Stripe redacts the URL unless included, and shows the signing secret only when creating."""
         out = self.store.render(dest)
+        if dest["type"] == "amazon_eventbridge":
+            return out
         out["webhook_endpoint"] = {
             "signing_secret": None,
             "url": dest["webhook_endpoint"]["url"] if "webhook_endpoint.url" in include else None,
@@ -120,18 +123,20 @@ class EventDestinationsApi:
         for field in REQUIRED_FOR_DESTINATION:
             if not p.get(field):
                 raise missing_param(field)
-        if p["type"] != "webhook_endpoint":
-            raise invalid("Only webhook_endpoint destinations are emulated.", param="type")
+        if p["type"] not in ("webhook_endpoint", "amazon_eventbridge"):
+            raise invalid("Only webhook_endpoint and amazon_eventbridge destinations are emulated.", param="type")
         if p["event_payload"] not in ("thin", "snapshot"):
             raise invalid("event_payload must be thin or snapshot.", param="event_payload")
+        dest_id = new_id("ed_test", 32)
         url = (p.get("webhook_endpoint") or {}).get("url")
-        if not url:
+        bridge = partner_event_source(dest_id, p) if p["type"] == "amazon_eventbridge" else None
+        if not url and bridge is None:
             raise missing_param("webhook_endpoint.url")
         now = self.clock.now_int()
         dest: Obj = {
-            "id": new_id("ed_test", 32),
+            "id": dest_id,
             "object": DESTINATION,
-            "amazon_eventbridge": None,
+            "amazon_eventbridge": bridge,
             "created": iso(now),
             "description": p.get("description", ""),
             "enabled_events": [str(e) for e in p["enabled_events"]],
@@ -144,9 +149,9 @@ class EventDestinationsApi:
             or (self.api_version if p["event_payload"] == "snapshot" else None),
             "status": "enabled",
             "status_details": None,
-            "type": "webhook_endpoint",
+            "type": p["type"],
             "updated": iso(now),
-            "webhook_endpoint": {"signing_secret": None, "url": str(url)},
+            "webhook_endpoint": {"signing_secret": None, "url": str(url)} if bridge is None else None,
         }
         self.store.put(dest)
         self.store.side(dest["id"])["secret"] = webhook_secret()
@@ -166,7 +171,7 @@ class EventDestinationsApi:
         if "metadata" in p:
             dest["metadata"] = merge_metadata(dest["metadata"], p["metadata"])
         url = (p.get("webhook_endpoint") or {}).get("url")
-        if url:
+        if url and dest["webhook_endpoint"] is not None:
             dest["webhook_endpoint"]["url"] = str(url)
         dest["updated"] = iso(self.clock.now_int())
         return self._render(dest, as_list(p.get("include")))

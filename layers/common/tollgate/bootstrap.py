@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from tollgate.services.portal import PortalService
     from tollgate.services.provisioning import Provisioner, StackProvisioning
     from tollgate.services.reconcile import Reconciler
+    from tollgate.services.stripe_event_bridge import StripeEventBridge
     from tollgate.services.subscription_writes import SubscriptionWriter
     from tollgate.services.success_page import SuccessPageCheck
     from tollgate.services.usage_drift import UsageDriftCheck
@@ -374,6 +375,18 @@ class Container:
             context=self.handler_context,
             expected_livemode=lambda: self.stripe_secrets().key_is_live(),
             tolerance_seconds=settings.webhook_tolerance_seconds,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            clock=self.clock,
+        )
+
+    @lazy
+    def stripe_event_bridge(self) -> StripeEventBridge:
+        from tollgate.services.stripe_event_bridge import StripeEventBridge
+
+        settings = self.settings
+        return StripeEventBridge(
+            webhook=self.webhook,
+            trusted_sources=settings.stripe_event_sources,
             max_body_bytes=settings.webhook_max_body_bytes,
             clock=self.clock,
         )

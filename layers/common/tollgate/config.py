@@ -200,6 +200,12 @@ class Settings(BaseModel):
     secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     webhook_tolerance_seconds: Annotated[int, Field(ge=60, le=600)] = 300
     webhook_max_body_bytes: Annotated[int, Field(ge=1024, le=10_485_760)] = 262_144
+    # Stripe events through EventBridge: the partner event sources provisioning created (the only trusted
+    # ``source`` values); ``make provision`` reads the account and region Stripe creates them in.
+    stripe_event_sources: frozenset[str] = frozenset()
+    stripe_event_account_id: Annotated[str | None, Field(pattern=r"^\d{12}$")] = None
+    stripe_event_ingress: Literal["webhook", "eventbridge", "both"] = "webhook"
+    aws_region: str | None = None
     # Customer-facing API: Checkout options and the per-user limit on session creation.
     checkout_allow_promotion_codes: bool = False
     checkout_automatic_tax: bool = False
@@ -225,11 +231,19 @@ class Settings(BaseModel):
         "stripe_meter_events_base",
         "clock_offset_file",
         "webhook_url",
+        "stripe_event_account_id",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("stripe_event_sources", mode="before")
+    @classmethod
+    def _source_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(n.strip() for n in value.split(",") if n.strip())
+        return value
 
     @field_validator("usage_meter_event_names", mode="before")
     @classmethod
@@ -287,6 +301,10 @@ class Settings(BaseModel):
             "secret_cache_seconds": environ.get("SECRET_CACHE_SECONDS", "300"),
             "webhook_tolerance_seconds": environ.get("WEBHOOK_TOLERANCE_SECONDS", "300"),
             "webhook_max_body_bytes": environ.get("WEBHOOK_MAX_BODY_BYTES", "262144"),
+            "stripe_event_sources": environ.get("STRIPE_EVENT_SOURCES"),
+            "stripe_event_account_id": environ.get("STRIPE_EVENT_ACCOUNT_ID"),
+            "stripe_event_ingress": environ.get("STRIPE_EVENT_INGRESS", "webhook"),
+            "aws_region": environ.get("AWS_REGION"),
             "checkout_allow_promotion_codes": environ.get("CHECKOUT_ALLOW_PROMOTION_CODES", "false"),
             "checkout_automatic_tax": environ.get("CHECKOUT_AUTOMATIC_TAX", "false"),
             "session_rate_limit_per_minute": environ.get("SESSION_RATE_LIMIT_PER_MINUTE", "10"),
@@ -317,6 +335,16 @@ class ProvisioningSettings(BaseModel):
     webhook_url: Annotated[str | None, Field(pattern=URL_PATTERN)] = None
     portal_return_url: Annotated[str | None, Field(pattern=URL_PATTERN)] = None
     allow_live_mode: bool = False
+    # Where Stripe delivers events: webhook endpoints (the HTTP route), EventBridge destinations, or both.
+    event_ingress: Literal["webhook", "eventbridge", "both"] = "webhook"
+    aws_account_id: Annotated[str | None, Field(pattern=r"^\d{12}$")] = None
+    aws_region: Annotated[str | None, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] = None
+
+    @model_validator(mode="after")
+    def _eventbridge_needs_a_place(self) -> ProvisioningSettings:
+        if self.event_ingress != "webhook" and not (self.aws_account_id and self.aws_region):
+            raise ValueError("EventBridge ingress needs the AWS account id and region")
+        return self
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProvisioningSettings:
@@ -329,6 +357,9 @@ class ProvisioningSettings(BaseModel):
             webhook_url=settings.webhook_url,
             portal_return_url=settings.portal_return_url,
             allow_live_mode=settings.allow_stripe_live_mode,
+            event_ingress=settings.stripe_event_ingress,
+            aws_account_id=settings.stripe_event_account_id,
+            aws_region=settings.aws_region,
         )
 
     @classmethod
@@ -342,6 +373,9 @@ class ProvisioningSettings(BaseModel):
             "webhook_url": properties.get("WebhookUrl") or None,
             "portal_return_url": properties.get("PortalReturnUrl") or None,
             "allow_live_mode": str(properties.get("AllowLiveMode", "false")).lower() == "true",
+            "event_ingress": properties.get("EventIngress") or "webhook",
+            "aws_account_id": properties.get("AwsAccountId") or None,
+            "aws_region": properties.get("AwsRegion") or None,
         }
         try:
             catalog = values["plan_catalog"]

@@ -39,6 +39,8 @@ class MetricName(StrEnum):
     WEBHOOK_FETCH_LATEST = "WebhookFetchLatest"
     WEBHOOK_LINK_CONFLICT = "WebhookLinkConflict"
     METER_ERROR_REPORTS = "MeterErrorReports"
+    # Stripe events through EventBridge (the webhook's processing after the trust check)
+    STRIPE_EVENT_SOURCE_REFUSED = "StripeEventSourceRefused"
     # domain events
     DOMAIN_EVENTS_PUBLISHED = "DomainEventsPublished"
     DOMAIN_EVENT_RELAY_FAILURES = "DomainEventRelayFailures"

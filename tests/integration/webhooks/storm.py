@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ import stripe
 
 from devstack.stripe_emulator import StripeEmulator
 from tests.integration.webhooks.harness import Harness, build_harness
-from tests.support.events import http_api_event
+from tests.support.events import RECORDED_PARTNER_SOURCE, eventbridge_envelope, http_api_event
 from tollgate import errors
 from tollgate.adapters.dynamodb.subscription_repository import to_attribute
 from tollgate.adapters.stripe_api.reader import SdkStripeReader
@@ -32,6 +32,7 @@ from tollgate.domain.signatures import sign
 from tollgate.domain.subscriptions import StateWrite, WriteOutcome, WriteResult
 from tollgate.http.responses import status_for
 from tollgate.http.webhook_request import header, raw_body
+from tollgate.services.stripe_event_bridge import BridgedMessage, StripeEventBridge
 from tollgate.services.webhook import WebhookDelivery
 from tollgate.services.webhook_handlers import SNAPSHOT_HANDLERS
 
@@ -165,6 +166,40 @@ class StormResult:
     first_acks: dict[str, str] = field(default_factory=dict)
 
 
+#: One delivery of one event body: (HTTP-like status, outcome label). A status >= 300 is retried if 409 or 5xx.
+Send = Callable[[bytes, random.Random], tuple[int, str]]
+
+
+def via_webhook(h: Harness) -> Send:
+    """Signed, through the webhook's API Gateway entry (half of the bodies base64-encoded, as API Gateway may)."""
+
+    def send(body: bytes, local: random.Random) -> tuple[int, str]:
+        signature = sign(body, h.secrets[0], int(time.time()))
+        api_event = http_api_event(
+            "POST",
+            "/webhooks/stripe",
+            body=body,
+            headers={"Stripe-Signature": signature},
+            base64_body=local.random() < 0.5,
+        )
+        delivery = WebhookDelivery(raw_body(api_event), header(api_event, "stripe-signature"), 9000)
+        return 200, h.service.receive(delivery).result
+
+    return send
+
+
+def via_eventbridge(bridge: StripeEventBridge, source: str = RECORDED_PARTNER_SOURCE) -> Send:
+    """Inside Stripe's EventBridge envelope, as the Stripe events queue hands it to the function (an SQS record);
+    a record returned for retry stands for SQS's redelivery (status 500)."""
+
+    def send(body: bytes, local: random.Random) -> tuple[int, str]:
+        envelope = eventbridge_envelope(json.loads(body), source=source)
+        (outcome,) = bridge.receive([BridgedMessage(str(local.random()), json.dumps(envelope))], 9000)
+        return (500 if outcome.retry else 200), outcome.result
+
+    return send
+
+
 def deliver_storm(  # noqa: C901 - the sender simulator: duplicates, workers and retries in one loop
     h: Harness,
     events: list[dict[str, Any]],
@@ -172,16 +207,20 @@ def deliver_storm(  # noqa: C901 - the sender simulator: duplicates, workers and
     workers: int = 8,
     duplicate_share: float = 0.2,
     seed: int = 11,
+    paths: Sequence[Send] | None = None,
 ) -> StormResult:
-    """Every event once plus `duplicate_share` duplicates, shuffled, through the webhook's API Gateway entry by
-    `workers` threads. A non-2xx is counted and re-queued (Stripe retries)."""
+    """Every event once per path (default: the webhook's API Gateway entry) plus `duplicate_share` duplicates,
+    shuffled, by `workers` threads. A non-2xx is counted and re-queued (Stripe and SQS retry)."""
     rng = random.Random(seed)
+    senders = list(paths) if paths else [via_webhook(h)]
     bodies = [json.dumps(e).encode() for e in events]
-    order = list(range(len(bodies))) + [rng.randrange(len(bodies)) for _ in range(int(len(bodies) * duplicate_share))]
+    firsts = [(i, p) for p in range(len(senders)) for i in range(len(bodies))]
+    extra = int(len(firsts) * duplicate_share)
+    order = firsts + [(rng.randrange(len(bodies)), rng.randrange(len(senders))) for _ in range(extra)]
     rng.shuffle(order)
-    work: queue.Queue[int] = queue.Queue()
-    for index in order:
-        work.put(index)
+    work: queue.Queue[tuple[int, int]] = queue.Queue()
+    for item in order:
+        work.put(item)
     lock = threading.Lock()
     result = StormResult(len(bodies), len(order), 0, 0, 0.0)
 
@@ -189,19 +228,11 @@ def deliver_storm(  # noqa: C901 - the sender simulator: duplicates, workers and
         local = random.Random(worker_seed)
         while True:
             try:
-                index = work.get_nowait()
+                index, path = work.get_nowait()
             except queue.Empty:
                 return
-            body = bodies[index]
-            signature = sign(body, h.secrets[0], int(time.time()))
-            encoded = local.random() < 0.5
-            api_event = http_api_event(
-                "POST", "/webhooks/stripe", body=body, headers={"Stripe-Signature": signature}, base64_body=encoded
-            )
             try:
-                delivery = WebhookDelivery(raw_body(api_event), header(api_event, "stripe-signature"), 9000)
-                outcome = h.service.receive(delivery)
-                status, label = 200, outcome.result
+                status, label = senders[path](bodies[index], local)
             except errors.TollgateError as exc:
                 status, label = int(status_for(exc)), type(exc).__name__
             except Exception as exc:
@@ -212,7 +243,7 @@ def deliver_storm(  # noqa: C901 - the sender simulator: duplicates, workers and
                     result.non_2xx += 1
                     if status == 409 or status >= 500:  # Stripe retries these; a 4xx would be final
                         result.retried_deliveries += 1
-                        work.put(index)
+                        work.put((index, path))
                 else:
                     result.first_acks.setdefault(events[index]["id"], label)
 

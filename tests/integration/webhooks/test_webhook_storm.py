@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from devstack.stripe_emulator import StripeEmulator
+from tests.integration.webhooks.harness import Harness
 from tests.integration.webhooks.storm import (
     STORM_KEY,
     ArrivalOrderRepository,
@@ -23,7 +24,12 @@ from tests.integration.webhooks.storm import (
     emulator_truth,
     storm_harness,
     table_mismatches,
+    via_eventbridge,
+    via_webhook,
 )
+from tests.support.events import RECORDED_PARTNER_SOURCE
+from tests.support.template import table_definition
+from tollgate.services.stripe_event_bridge import StripeEventBridge
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +92,84 @@ def test_control_applying_snapshots_in_arrival_order_diverges_from_stripe(
     # Then the table no longer equals Stripe's state
     mismatches = table_mismatches(h, {k: v for k, v in truth.items() if v["customer_id"] in kept})
     assert len(mismatches) > 0
+
+
+# ---- the same storm through the EventBridge ingress (issue 12) ---------------------------------------------------
+# Sizes that fit make test's budget (moto's UpdateItem costs ~20 ms a call, one per applied event): the EventBridge
+# storm on the events of 50 of the 500 subscriptions (about 1,000 events), the both-paths storm and its control on
+# 10. The issue's full 10,000 events through EventBridge, and on both paths, run in bench/webhook_storm_bench.py.
+
+#: The EventBridge storm's sample: every event of these subscriptions, plus 20 % duplicates, shuffled.
+EVENTBRIDGE_STORM_SUBSCRIPTIONS = 50
+#: A migration sample (StripeEventIngress=both): every event on both paths, plus 20 % duplicates.
+BOTH_PATHS_SUBSCRIPTIONS = 10
+#: The two-ledger control's sample (each event once per path, no duplicates).
+TWO_LEDGERS_SUBSCRIPTIONS = 10
+
+
+def bridge_of(h: Harness) -> StripeEventBridge:
+    return StripeEventBridge(webhook=h.service, trusted_sources=frozenset({RECORDED_PARTNER_SOURCE}))
+
+
+def sample_of(emu: StripeEmulator, events: list[dict[str, Any]], customers: int) -> tuple[list[dict[str, Any]], Any]:
+    truth = emulator_truth(emu)
+    kept = set(sorted({t["customer_id"] for t in truth.values()})[:customers])
+    sample = [e for e in events if e["data"]["object"].get("customer") in kept]
+    return sample, {k: v for k, v in truth.items() if v["customer_id"] in kept}
+
+
+def test_storm_through_eventbridge_alone_converges_to_the_emulators_final_state(
+    billing_table: str, lifecycle: tuple[StripeEmulator, list[dict[str, Any]]]
+) -> None:
+    # Given the lifecycle events of a sample of the subscriptions (every event of each), now inside Stripe's
+    # EventBridge envelope from the partner source
+    emu, events = lifecycle
+    sample, truth = sample_of(emu, events, EVENTBRIDGE_STORM_SUBSCRIPTIONS)
+    assert len(sample) >= 500
+    h = storm_harness(boto3.client("dynamodb"), billing_table, emu)
+    # When the Stripe events queue hands them to 8 concurrent consumers, shuffled, with 20 % duplicates
+    result = deliver_storm(h, sample, workers=8, duplicate_share=0.2, paths=[via_eventbridge(bridge_of(h))])
+    # Then every message was acknowledged, every event once (none lost), no state change twice
+    assert result.non_2xx == 0, result.outcomes
+    assert result.deliveries == len(sample) + int(len(sample) * 0.2)
+    assert len(result.first_acks) == len(sample)
+    assert result.outcomes["refused"] == 0
+    assert len(h.repository.applied) == len(set(h.repository.applied))
+    # And the table equals the emulator's final subscriptions (0 mismatches)
+    assert table_mismatches(h, truth) == []
+
+
+def test_storm_on_both_paths_applies_each_event_once_with_one_ledger(
+    billing_table: str, lifecycle: tuple[StripeEmulator, list[dict[str, Any]]]
+) -> None:
+    # Given StripeEventIngress=both: each event of a sample arrives signed on the webhook AND on EventBridge, plus
+    # 20 % duplicates, shuffled, into the one table (one event ledger, one projection)
+    emu, events = lifecycle
+    sample, truth = sample_of(emu, events, BOTH_PATHS_SUBSCRIPTIONS)
+    h = storm_harness(boto3.client("dynamodb"), billing_table, emu)
+    paths = [via_webhook(h), via_eventbridge(bridge_of(h))]
+    result = deliver_storm(h, sample, workers=8, duplicate_share=0.2, paths=paths)
+    # Then every delivery on either path was acknowledged and no state change was applied twice
+    assert result.non_2xx == 0, result.outcomes
+    assert result.deliveries == 2 * len(sample) + int(2 * len(sample) * 0.2)
+    assert len(result.first_acks) == len(sample)
+    assert len(h.repository.applied) == len(set(h.repository.applied))
+    assert table_mismatches(h, truth) == []
+
+
+def test_control_two_ledgers_apply_the_events_of_both_paths_twice(
+    billing_table: str, lifecycle: tuple[StripeEmulator, list[dict[str, Any]]]
+) -> None:
+    # Given the naive migration: the EventBridge path with a table (and ledger) of its own beside the webhook's
+    emu, events = lifecycle
+    sample, _ = sample_of(emu, events, TWO_LEDGERS_SUBSCRIPTIONS)
+    client = boto3.client("dynamodb")
+    client.create_table(TableName=billing_table + "-eventbridge", **table_definition())
+    webhook_side = storm_harness(client, billing_table, emu)
+    bridge_side = storm_harness(client, billing_table + "-eventbridge", emu)
+    # When each event arrives on both paths
+    deliver_storm(webhook_side, sample, workers=4, duplicate_share=0.0)
+    deliver_storm(bridge_side, sample, workers=4, duplicate_share=0.0, paths=[via_eventbridge(bridge_of(bridge_side))])
+    # Then state changes are applied twice (once per ledger): what the one ledger prevents
+    twice = set(webhook_side.repository.applied) & set(bridge_side.repository.applied)
+    assert len(twice) > 0

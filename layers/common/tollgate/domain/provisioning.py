@@ -113,14 +113,30 @@ class PortalSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class EventBridgeTarget:
+    """Where Stripe creates the partner event source of an EventBridge destination: the stack's account and region."""
+
+    aws_account_id: str
+    aws_region: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointSpec:
     kind: EndpointKind
     url: str
     events: tuple[str, ...]
     api_version: str | None  # snapshot endpoints are pinned to the SDK's API version; thin events have none
+    #: Set for an event destination of type ``amazon_eventbridge`` (no URL, no signing secret).
+    eventbridge: EventBridgeTarget | None = None
+
+    @property
+    def payload(self) -> Literal["snapshot", "thin"]:
+        return "snapshot" if self.kind == "webhook_endpoint" or self.api_version else "thin"
 
     @property
     def slot(self) -> str:
+        if self.eventbridge is not None:
+            return f"eventbridge:{self.payload}"
         return "webhook:snapshot" if self.kind == "webhook_endpoint" else "webhook:thin"
 
 
@@ -213,6 +229,9 @@ class ObservedEndpoint:
     api_version: str | None
     enabled: bool
     metadata: Mapping[str, str]
+    #: An EventBridge destination's partner event source (name) and AWS's state for it (pending, active, deleted).
+    event_source: str | None = None
+    event_source_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,6 +638,8 @@ class _Planner:
             self._retire(duplicate, "a duplicate")
         if primary is None:
             self._create_endpoint(spec, "missing", replaces=None)
+        elif spec.eventbridge is not None:
+            self._eventbridge_destination(spec, primary)
         elif primary.metadata.get(SECRET_FINGERPRINT_KEY) not in self.signing_secrets:
             # Its signing secret is not in the stack's secret (and Stripe never shows it again): nothing it sends
             # can verify, so a new endpoint replaces it at once.
@@ -635,10 +656,38 @@ class _Planner:
             params = _endpoint_update_params(spec)
             self.add(Change("update", spec.kind, spec.slot, "URL or event types differ", primary.id, params))
 
+    def _eventbridge_destination(self, spec: EndpointSpec, primary: ObservedEndpoint) -> None:
+        """No signing secret to check; AWS deletes a partner source nobody associated within 7 days (Stripe then
+        disables the destination), and the snapshot API version cannot change: each needs a new destination."""
+        if primary.event_source_status == "deleted":
+            self._create_endpoint(spec, "its partner event source was deleted", replaces=primary.id)
+            self.add(Change("disable", spec.kind, spec.slot, "replaced (partner event source deleted)", primary.id))
+        elif spec.api_version and primary.api_version and primary.api_version != spec.api_version:
+            self._create_endpoint(spec, f"API version {primary.api_version} -> {spec.api_version}", replaces=primary.id)
+            self._retire(primary, "replaced (API version)")
+        elif sorted(primary.events) != sorted(spec.events):
+            params = {"enabled_events": list(spec.events)}
+            self.add(Change("update", spec.kind, spec.slot, "event types differ", primary.id, params))
+
     def _create_endpoint(self, spec: EndpointSpec, reason: str, replaces: str | None) -> None:
         marks = _marks(self.owner, spec.slot)
         params: dict[str, Any]
-        if spec.kind == "webhook_endpoint":
+        if spec.eventbridge is not None:
+            params = {
+                "name": f"{self.owner} {spec.payload} events (EventBridge)"[:100],
+                "description": f"{self.owner}: {spec.payload} events the stack handles, through EventBridge",
+                "type": "amazon_eventbridge",
+                "event_payload": spec.payload,
+                "enabled_events": list(spec.events),
+                "amazon_eventbridge": {
+                    "aws_account_id": spec.eventbridge.aws_account_id,
+                    "aws_region": spec.eventbridge.aws_region,
+                },
+                "metadata": marks,
+            }
+            if spec.api_version:
+                params["snapshot_api_version"] = spec.api_version
+        elif spec.kind == "webhook_endpoint":
             params = {
                 "url": spec.url,
                 "enabled_events": list(spec.events),

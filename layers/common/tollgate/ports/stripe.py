@@ -186,6 +186,8 @@ class Executed:
 
     id: str
     signing_secret: str | None = None
+    #: An EventBridge destination's partner event source name (``aws.partner/stripe.com/...``).
+    event_source: str | None = None
 
 
 class StripeAccount(Protocol):

@@ -57,15 +57,24 @@ def product_specs(catalog: PlanCatalog) -> tuple[p.ProductSpec, ...]:
     )
 
 
-def endpoint_specs(webhook_url: str | None, api_version: str) -> tuple[p.EndpointSpec, ...]:
-    """The webhook endpoint for the snapshot handlers (pinned to the SDK's API version) and the event destination
-    for the thin ones: exactly the types the handler tables hold."""
-    if not webhook_url:
-        return ()
-    return (
-        p.EndpointSpec("webhook_endpoint", webhook_url, p.names(SNAPSHOT_HANDLERS), api_version),
-        p.EndpointSpec("event_destination", webhook_url, p.names(THIN_HANDLERS), None),
-    )
+def endpoint_specs(
+    webhook_url: str | None, api_version: str, eventbridge: p.EventBridgeTarget | None = None, *, webhook: bool = True
+) -> tuple[p.EndpointSpec, ...]:
+    """Where Stripe delivers exactly the types the handler tables hold: over HTTP, the webhook endpoint for the
+    snapshot handlers (pinned to the SDK's API version) and an event destination for the thin ones; through
+    EventBridge, one ``amazon_eventbridge`` destination per payload style (each gets its own partner event source)."""
+    specs: list[p.EndpointSpec] = []
+    if webhook and webhook_url:
+        specs += [
+            p.EndpointSpec("webhook_endpoint", webhook_url, p.names(SNAPSHOT_HANDLERS), api_version),
+            p.EndpointSpec("event_destination", webhook_url, p.names(THIN_HANDLERS), None),
+        ]
+    if eventbridge is not None:
+        specs += [
+            p.EndpointSpec("event_destination", "", p.names(SNAPSHOT_HANDLERS), api_version, eventbridge),
+            p.EndpointSpec("event_destination", "", p.names(THIN_HANDLERS), None, eventbridge),
+        ]
+    return tuple(specs)
 
 
 def describe(inputs: ProvisioningSettings, api_version: str) -> p.StripeDescription:
@@ -84,8 +93,19 @@ def describe(inputs: ProvisioningSettings, api_version: str) -> p.StripeDescript
         meters=tuple(p.MeterSpec(name, name.replace("_", " ")) for name in inputs.meter_event_names),
         products=products,
         portal=p.PortalSpec(inputs.portal_return_url) if products else None,
-        endpoints=endpoint_specs(inputs.webhook_url, api_version),
+        endpoints=endpoint_specs(
+            inputs.webhook_url,
+            api_version,
+            _eventbridge_target(inputs),
+            webhook=inputs.event_ingress != "eventbridge",
+        ),
     )
+
+
+def _eventbridge_target(inputs: ProvisioningSettings) -> p.EventBridgeTarget | None:
+    if inputs.event_ingress == "webhook" or not inputs.aws_account_id or not inputs.aws_region:
+        return None
+    return p.EventBridgeTarget(inputs.aws_account_id, inputs.aws_region)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +123,9 @@ class ProvisioningReport:
     event_destination_id: str | None = None
     secrets_added: int = 0
     secrets_removed: int = 0
+    #: The partner event sources of the EventBridge destinations (the stack names its buses after them).
+    snapshot_event_source: str | None = None
+    thin_event_source: str | None = None
 
     def data(self) -> dict[str, str]:
         """Flat string values for a custom resource's ``Data`` (CloudFormation ``!GetAtt``s them)."""
@@ -113,6 +136,8 @@ class ProvisioningReport:
             "PortalConfigurationId": self.portal_configuration_id or "",
             "WebhookEndpointId": self.webhook_endpoint_id or "",
             "EventDestinationId": self.event_destination_id or "",
+            "SnapshotEventSourceName": self.snapshot_event_source or "",
+            "ThinEventSourceName": self.thin_event_source or "",
         }
 
 
@@ -122,6 +147,7 @@ class _Run:
 
     ids: dict[str, str] = field(default_factory=dict)
     secrets_added: int = 0
+    event_sources: dict[str, str] = field(default_factory=dict)  # slot -> partner event source name
 
 
 @dataclass(frozen=True)
@@ -194,6 +220,8 @@ class Provisioner:
         executed = self.account.execute(change, params, parent, change.idempotency_key(owner))
         if change.creates:
             run.ids[change.creates] = executed.id
+            if executed.event_source:
+                run.event_sources[change.creates] = executed.event_source
         if executed.signing_secret:
             # The secret is shown once: into the stack's secret first, then its fingerprint onto the endpoint.
             self.secrets.add(executed.signing_secret)
@@ -228,6 +256,10 @@ class Provisioner:
             event_destination_id=run.ids.get("webhook:thin") or _primary(account, description.owner, "webhook:thin"),
             secrets_added=run.secrets_added,
             secrets_removed=removed,
+            snapshot_event_source=run.event_sources.get("eventbridge:snapshot")
+            or _event_source(account, description.owner, "eventbridge:snapshot"),
+            thin_event_source=run.event_sources.get("eventbridge:thin")
+            or _event_source(account, description.owner, "eventbridge:thin"),
         )
 
 
@@ -242,6 +274,20 @@ def _primary(account: p.Account, owner: str, slot: str) -> str | None:
         mine = marks.get(p.OWNER_KEY) == owner and marks.get(p.SLOT_KEY) == slot
         if mine and endpoint.enabled and p.RETIRING_SINCE_KEY not in marks:
             return endpoint.id
+    return None
+
+
+def _event_source(account: p.Account, owner: str, slot: str) -> str | None:
+    for endpoint in account.endpoints:
+        marks: Mapping[str, Any] = endpoint.metadata
+        mine = marks.get(p.OWNER_KEY) == owner and marks.get(p.SLOT_KEY) == slot
+        if (
+            mine
+            and endpoint.enabled
+            and p.RETIRING_SINCE_KEY not in marks
+            and endpoint.event_source_status != "deleted"
+        ):
+            return endpoint.event_source
     return None
 
 

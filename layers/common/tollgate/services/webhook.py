@@ -81,7 +81,11 @@ class WebhookService:
             metrics.add_metric(name=MetricName.WEBHOOK_SIGNATURE_FAILED, unit=MetricUnit.Count, value=1)
             logger.warning("webhook signature rejected", reason=rejected.reason)
             raise errors.InvalidRequest() from None
-        event = parse_event(delivery.body)
+        return self.receive_verified(parse_event(delivery.body), ends_at)
+
+    def receive_verified(self, event: StripeEvent, ends_at: float) -> WebhookOutcome:
+        """A delivery whose origin is established (a verified signature, or a trusted EventBridge partner source):
+        everything from here on is the same for every ingress."""
         # How far behind Stripe the deliveries are (retries after an outage show here first); replays are old by
         # definition and do not count.
         created = event.created if isinstance(event, SnapshotEvent) else event.created_epoch

@@ -154,14 +154,18 @@ class StripeProvisioningAccount:
 
     @staticmethod
     def _destination(o: Mapping[str, Any]) -> p.ObservedEndpoint:
+        source, status = _event_source(o)
         return p.ObservedEndpoint(
             id=str(o["id"]),
             kind="event_destination",
             url=(o.get("webhook_endpoint") or {}).get("url"),
             events=tuple(o.get("enabled_events") or ()),
-            api_version=None,
+            # Only an EventBridge destination's snapshot version matters (webhook destinations carry thin events).
+            api_version=o.get("snapshot_api_version") if o.get("type") == "amazon_eventbridge" else None,
             enabled=o.get("status") == "enabled",
             metadata=_metadata(o),
+            event_source=source,
+            event_source_status=status,
         )
 
     # ---- changing ------------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ class StripeProvisioningAccount:
         with provisioning_errors(change.line()):
             created = self._send(client, change, dict(params), parent, options)
         obj = _dict(created)
-        return Executed(str(obj.get("id") or change.target), _signing_secret(change.kind, obj))
+        return Executed(str(obj.get("id") or change.target), _signing_secret(change.kind, obj), _event_source(obj)[0])
 
     def _send(
         self, client: stripe.StripeClient, change: p.Change, params: dict[str, Any], parent: str | None, options: Any
@@ -229,6 +233,16 @@ class StripeProvisioningAccount:
                 client.v1.webhook_endpoints.update(object_id, {"metadata": dict(metadata)}, options)
             else:
                 client.v2.core.event_destinations.update(object_id, {"metadata": dict(metadata)}, options)
+
+
+def _event_source(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """An EventBridge destination's partner event source: the name from its ARN
+    (``arn:aws:events:<region>::event-source/aws.partner/stripe.com/<id>``), and AWS's state for it."""
+    bridge = obj.get("amazon_eventbridge") or {}
+    arn = bridge.get("aws_event_source_arn")
+    if not isinstance(arn, str) or ":event-source/" not in arn:
+        return None, None
+    return arn.split(":event-source/", 1)[1], bridge.get("aws_event_source_status")
 
 
 def _signing_secret(kind: str, obj: Mapping[str, Any]) -> str | None:
