@@ -110,7 +110,9 @@ class Comparison:
         self._level("", actual, fixture, sdk_class)
         # A nested path never reached (null, empty list) would otherwise pass without being compared.
         for path in sorted(self.nested - self.visited):
-            self.problems.append(f"{path}: not compared (absent, null or empty in the emulator's object or the fixture)")
+            self.problems.append(
+                f"{path}: not compared (absent, null or empty in the emulator's object or the fixture)"
+            )
         return self.problems
 
     def _level(self, path: str, actual: dict[str, Any], fixture: dict[str, Any], cls: type | None) -> None:
@@ -149,9 +151,16 @@ class Comparison:
                 self._level(element, actual["data"][0], fixture["data"][0], child)
         elif got == "object" and path in self.nested and want == "object":
             self._level(path, actual, fixture, None if is_list_object else child)
-        elif got == "list" and f"{path}[]" in self.nested and actual and fixture:
-            if isinstance(actual[0], dict) and isinstance(fixture[0], dict):
-                self._level(f"{path}[]", actual[0], fixture[0], child)
+        elif (
+            got == "list"
+            and f"{path}[]" in self.nested
+            and actual
+            and fixture
+            and isinstance(actual[0], dict)
+            and isinstance(fixture[0], dict)
+        ):
+            self._level(f"{path}[]", actual[0], fixture[0], child)
+
 
 def compare(
     actual: dict[str, Any],

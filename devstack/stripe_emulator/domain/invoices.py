@@ -151,7 +151,12 @@ class Invoices:
             "post_payment_credit_notes_amount": 0,
             "pre_payment_credit_notes_amount": 0,
             "receipt_number": None,
-            "rendering": {"amount_tax_display": None, "pdf": {"page_size": "auto"}, "template": None, "template_version": None},
+            "rendering": {
+                "amount_tax_display": None,
+                "pdf": {"page_size": "auto"},
+                "template": None,
+                "template_version": None,
+            },
             "shipping_cost": None,
             "shipping_details": None,
             "starting_balance": balance,
