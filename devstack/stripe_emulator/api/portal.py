@@ -56,6 +56,7 @@ class PortalApi:
             "configuration": conf["id"],
             "created": self.clock.now_int(),
             "customer": customer["id"],
+            "customer_account": None,
             "flow": flow,
             "livemode": False,
             "locale": p.get("locale"),

@@ -158,7 +158,9 @@ class CheckoutPayments:
         cs["invoice"] = inv["id"] if inv else None
         cs["customer_details"] = {
             "address": None,
+            "business_name": None,
             "email": cus.get("email"),
+            "individual_name": None,
             "name": cus.get("name"),
             "phone": None,
             "tax_exempt": "none",

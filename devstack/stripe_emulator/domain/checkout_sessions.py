@@ -110,9 +110,10 @@ def _session_object(
     cs_id: str, p: dict[str, Any], terms: SessionTerms, now: int, money: tuple[str, int], url: str
 ) -> Obj:
     currency, amount = money
-    return {
+    session: Obj = {
         "id": cs_id,
         "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
         "after_expiration": None,
         "allow_promotion_codes": as_bool(p["allow_promotion_codes"]) if "allow_promotion_codes" in p else None,
         "amount_subtotal": amount,
@@ -125,26 +126,57 @@ def _session_object(
         },
         "billing_address_collection": p.get("billing_address_collection"),
         "cancel_url": p.get("cancel_url"),
-        "checkout_items": terms.checkout_items or None,
         "client_reference_id": p.get("client_reference_id"),
         "client_secret": None,
+        "collected_information": None,
         "consent": None,
+        "consent_collection": None,
         "created": now,
         "currency": currency,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
         "customer": terms.customer,
+        "customer_account": None,
         "customer_creation": None if terms.customer else "always",
         "customer_details": None,
         "customer_email": p.get("customer_email"),
+        "discounts": [],
         "expires_at": now + SESSION_TTL,
+        "integration_identifier": None,
         "invoice": None,
+        # Stripe: invoice_creation is for payment mode; a subscription's invoices exist anyway.
+        "invoice_creation": None,
         "livemode": False,
         "locale": p.get("locale"),
+        "managed_payments": None,
         "metadata": dict(p.get("metadata") or {}),
         "mode": terms.mode,
+        "origin_context": None,
         "payment_intent": None,
+        "payment_link": None,
         "payment_method_collection": "always",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
         "payment_method_types": ["card"],
         "payment_status": "unpaid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": {
+            "allow_redisplay_filters": ["always"],
+            "payment_method_remove": None,
+            "payment_method_save": None,
+        },
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
         "status": "open",
         "submit_type": None,
         "subscription": None,
@@ -152,4 +184,9 @@ def _session_object(
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
         "ui_mode": p.get("ui_mode", "hosted"),
         "url": url,
+        "wallet_options": None,
     }
+    if terms.checkout_items:
+        # Preview only (Stripe-Version ...preview, sdk_params.PREVIEW_PARAMETERS): a line_items session has no such key.
+        session["checkout_items"] = terms.checkout_items
+    return session

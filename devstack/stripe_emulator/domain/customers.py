@@ -34,6 +34,7 @@ class Customers:
             "default_source": None,
             "delinquent": False,
             "description": params.get("description"),
+            "discount": None,
             "email": params.get("email"),
             "invoice_prefix": new_id("x", 7)[2:].upper(),
             "invoice_settings": {

@@ -50,6 +50,8 @@ def line(
             "unit_amount_decimal": str(price.get("unit_amount") or 0),
         },
         "quantity": quantity,
+        "quantity_decimal": str(quantity),
+        "subscription": sub["id"] if sub else None,
         "subtotal": amount,
         "taxes": [],
     }

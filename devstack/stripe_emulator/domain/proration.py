@@ -13,7 +13,7 @@ from devstack.stripe_emulator.store import Obj
 from .catalog import Catalog
 from .invoice_lines import line
 from .periods import period_end
-from .subscriptions import item_by_id
+from .subscriptions import item_by_id, plan_of
 
 # One item change: (existing item or None, new price, new quantity).
 Change = tuple[Obj | None, Obj, int]
@@ -82,6 +82,7 @@ class Proration:
                 continue
             interval_changed = _interval(item["price"]) != _interval(price) and sub["status"] != "trialing"
             item["price"] = copy.deepcopy(price)
+            item["plan"] = plan_of(price)
             if item["quantity"] is not None:
                 item["quantity"] = qty
             if interval_changed:

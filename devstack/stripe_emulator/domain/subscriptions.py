@@ -28,6 +28,32 @@ def item_by_id(sub: Obj, item_id: str) -> Obj | None:
     return next((i for i in sub["items"]["data"] if i["id"] == item_id), None)
 
 
+def plan_of(price: Obj) -> Obj:
+    """The legacy `plan` Stripe still puts beside `price` on a subscription item (the same price, as a plan)."""
+    recurring = price.get("recurring") or {}
+    return {
+        "id": price["id"],
+        "object": "plan",
+        "active": price["active"],
+        "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"],
+        "billing_scheme": price["billing_scheme"],
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": recurring.get("interval", "month"),
+        "interval_count": recurring.get("interval_count", 1),
+        "livemode": False,
+        "metadata": dict(price["metadata"]),
+        "meter": recurring.get("meter"),
+        "nickname": price["nickname"],
+        "product": price["product"],
+        "tiers_mode": price["tiers_mode"],
+        "transform_usage": None,
+        "trial_period_days": recurring.get("trial_period_days"),
+        "usage_type": recurring.get("usage_type", "licensed"),
+    }
+
+
 def first_item(sub: Obj) -> Obj:
     item: Obj = sub["items"]["data"][0]
     return item
@@ -54,6 +80,7 @@ class Subscriptions:
             "current_period_start": start,
             "discounts": [],
             "metadata": {},
+            "plan": plan_of(price),
             "price": copy.deepcopy(price),
             "quantity": None if metered else (quantity or 1),
             "subscription": sub_id,
@@ -174,7 +201,9 @@ def _subscription_object(
         "automatic_tax": {"enabled": automatic_tax, "disabled_reason": None, "liability": None},
         "billing_cycle_anchor": period_end if trial_end else now,
         "billing_cycle_anchor_config": None,
-        "billing_mode": {"type": "flexible"},
+        "billing_mode": {"flexible": {"proration_discounts": "included"}, "type": "flexible"},
+        "billing_schedules": [],
+        "billing_thresholds": None,
         "cancel_at": None,
         "cancel_at_period_end": False,
         "canceled_at": None,
@@ -183,6 +212,7 @@ def _subscription_object(
         "created": now,
         "currency": currency,
         "customer": customer["id"],
+        "customer_account": None,
         "days_until_due": None,
         "default_payment_method": customer["invoice_settings"]["default_payment_method"],
         "default_source": None,
@@ -190,21 +220,31 @@ def _subscription_object(
         "description": None,
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "items": {
             "object": "list",
             "data": items,
             "has_more": False,
-            "total_count": len(items),
             "url": f"/v1/subscription_items?subscription={sub_id}",
         },
         "latest_invoice": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": metadata,
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
         "pause_collection": None,
-        "payment_settings": {"payment_method_options": None, "payment_method_types": None},
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": None,
+        },
         "pending_invoice_item_interval": None,
         "pending_setup_intent": None,
         "pending_update": None,
