@@ -59,6 +59,9 @@ class StackConfig:
     aws_port: int = 0
     state_dir: Path | None = STATE_DIR
     webhook_retry_base_seconds: float = 5.0
+    #: "stripe": events arrive as Stripe sends them (out of order, some twice, a little late) and Checkout redirects
+    #: without waiting for the webhook; "serial": once each, in order, the redirect after the delivery.
+    delivery: str = "stripe"
     prewarm: bool = False
     start_pollers: bool = True
     #: The functions' log level (POWERTOOLS_LOG_LEVEL) and what the terminal shows of their logs.
@@ -77,6 +80,8 @@ def moto_signing_key() -> Any:
 class LocalStack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
+        if self.config.delivery not in ("stripe", "serial"):
+            raise ValueError(f"delivery must be 'stripe' or 'serial', not {self.config.delivery!r}")
         self.template = load_template(self.config.template_path)
         self.log_view = LogView.named(self.config.log_level, show_metrics=self.config.show_metrics)
         # What `sam deploy` would refuse stops the start before anything runs, naming the parameter.
@@ -169,8 +174,16 @@ class LocalStack:
         self.resources = create_from_template(self.resolver, local_clients(self.aws_endpoint, self.resolver.region))
 
         self.api_key = "sk" + "_test_" + secrets.token_hex(24)
+        from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms
+
+        like_stripe = self.config.delivery == "stripe"
         self.emulator = StripeEmulator(
-            LOCAL_SEED, api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
+            LOCAL_SEED,
+            api_keys=(self.api_key,),
+            webhook_retry_base_seconds=self.config.webhook_retry_base_seconds,
+            delivery=DeliveryFreedoms.like_stripe() if like_stripe else DeliveryFreedoms.serial(),
+            # Stripe redirects to the success page at once; the page must wait for the webhook, not the emulator.
+            checkout_wait_seconds=0.0 if like_stripe else 10.0,
         )
         self.emulator.clock.on_change(self._share_clock_offset)
         self.emulator.start(self.config.host, self.config.stripe_port)
