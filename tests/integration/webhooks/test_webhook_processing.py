@@ -7,7 +7,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.webhooks.harness import Crash, Harness, build_harness, ledger_item, load_event
+from tests.integration.webhooks.harness import (
+    Crash,
+    Harness,
+    build_harness,
+    ledger_item,
+    load_event,
+    subscription_event_at,
+)
 from tollgate import errors
 from tollgate.services.webhook import WebhookDelivery
 
@@ -18,8 +25,7 @@ def h(billing_table: str) -> Harness:
 
 
 def sub_event(eid: str, created: int, status: str = "active", **changes: Any) -> dict[str, Any]:
-    event = load_event("customer.subscription.updated")
-    event["id"], event["created"] = eid, created
+    event = subscription_event_at("customer.subscription.updated", eid, created)
     event["data"]["object"]["status"] = status
     event["data"]["object"].update(changes)
     return event
