@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import requests
@@ -35,6 +35,9 @@ from devstack.parameters import InvalidParameters, parameter_problems, settings_
 from devstack.sqs_poller import SqsPoller, sqs_sources_from_template
 from devstack.stream_poller import StreamMapping, StreamPoller
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, resources_of_type
+
+if TYPE_CHECKING:
+    from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms
 
 log = logging.getLogger("devstack")
 
@@ -77,11 +80,22 @@ def moto_signing_key() -> Any:
     return jwt.PyJWK(jwk, algorithm="RS256").key
 
 
+def emulator_delivery(delivery: str) -> tuple[DeliveryFreedoms, float]:
+    """The emulator's delivery freedoms and Checkout redirect wait for a ``StackConfig.delivery`` mode."""
+    from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms  # as lazy as the emulator itself
+
+    if delivery == "stripe":
+        # Stripe redirects to the success page at once; the page must wait for the webhook, not the emulator.
+        return DeliveryFreedoms.like_stripe(), 0.0
+    if delivery == "serial":
+        return DeliveryFreedoms.serial(), 10.0
+    raise ValueError(f"delivery must be 'stripe' or 'serial', not {delivery!r}")
+
+
 class LocalStack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        if self.config.delivery not in ("stripe", "serial"):
-            raise ValueError(f"delivery must be 'stripe' or 'serial', not {self.config.delivery!r}")
+        emulator_delivery(self.config.delivery)  # an unknown mode stops the stack before anything starts
         self.template = load_template(self.config.template_path)
         self.log_view = LogView.named(self.config.log_level, show_metrics=self.config.show_metrics)
         # What `sam deploy` would refuse stops the start before anything runs, naming the parameter.
@@ -174,16 +188,13 @@ class LocalStack:
         self.resources = create_from_template(self.resolver, local_clients(self.aws_endpoint, self.resolver.region))
 
         self.api_key = "sk" + "_test_" + secrets.token_hex(24)
-        from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms
-
-        like_stripe = self.config.delivery == "stripe"
+        freedoms, checkout_wait_seconds = emulator_delivery(self.config.delivery)
         self.emulator = StripeEmulator(
             LOCAL_SEED,
             api_keys=(self.api_key,),
             webhook_retry_base_seconds=self.config.webhook_retry_base_seconds,
-            delivery=DeliveryFreedoms.like_stripe() if like_stripe else DeliveryFreedoms.serial(),
-            # Stripe redirects to the success page at once; the page must wait for the webhook, not the emulator.
-            checkout_wait_seconds=0.0 if like_stripe else 10.0,
+            delivery=freedoms,
+            checkout_wait_seconds=checkout_wait_seconds,
         )
         self.emulator.clock.on_change(self._share_clock_offset)
         self.emulator.start(self.config.host, self.config.stripe_port)

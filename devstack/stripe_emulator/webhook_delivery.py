@@ -86,7 +86,8 @@ class Delivery:
 
 
 class _EndpointWorker:
-    """Serial delivery for one endpoint, so first attempts arrive in emission order."""
+    """One endpoint's deliveries, one at a time in order of due time: emission order when serial, the held
+    order under Stripe-like freedoms."""
 
     def __init__(self, sender: WebhookSender, endpoint_id: str) -> None:
         self.sender = sender
