@@ -97,3 +97,17 @@ def test_checkout_redirects_without_waiting_for_the_webhook_only_like_stripe(
 def test_an_unknown_delivery_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="delivery must be"):
         emulator_delivery("ordered")
+
+
+def test_make_dev_refuses_an_unknown_delivery_mode_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import devstack.__main__ as cli
+
+    # Given DEVSTACK_DELIVERY misspelt, when make dev starts
+    monkeypatch.setenv("DEVSTACK_DELIVERY", "ordered")
+    monkeypatch.setattr(cli, "LocalStack", None)  # nothing may be built
+    code = cli.main(["--api-port", "0", "--stripe-port", "0", "--aws-port", "0"])
+    # Then it exits 2 naming the variable and the modes
+    assert code == 2
+    assert "DEVSTACK_DELIVERY must be stripe or serial, not 'ordered'" in capsys.readouterr().err
