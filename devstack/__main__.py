@@ -83,11 +83,16 @@ def run(args: argparse.Namespace) -> int:
     if log_level not in LEVELS:
         print(f"DEVSTACK_LOG_LEVEL must be one of {', '.join(LEVELS)}, not {log_level!r}", file=sys.stderr)
         return 2
+    delivery = os.environ.get("DEVSTACK_DELIVERY", "stripe").strip().lower() or "stripe"
+    if delivery not in ("stripe", "serial"):
+        print(f"DEVSTACK_DELIVERY must be stripe or serial, not {delivery!r}", file=sys.stderr)
+        return 2
     try:
         overrides = read_overrides(os.environ)
     except InvalidParameters as exc:
         return _refuse(exc)
     config = StackConfig(
+        delivery=delivery,
         parameter_overrides=overrides,
         log_level=log_level,
         show_metrics=os.environ.get("DEVSTACK_METRICS", "") not in ("", "0", "false"),

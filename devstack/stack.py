@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import requests
@@ -44,6 +44,9 @@ from devstack.stripe_emulator.eventbridge_delivery import EventBridgeDelivery
 from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, resources_of_type
 from devstack.webapp_server import WebAppServer, frontend_port
 
+if TYPE_CHECKING:
+    from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms
+
 log = logging.getLogger("devstack")
 
 STATE_DIR = ROOT / ".devstack"
@@ -67,6 +70,9 @@ class StackConfig:
     aws_port: int = 0
     state_dir: Path | None = STATE_DIR
     webhook_retry_base_seconds: float = 5.0
+    #: "stripe": events arrive as Stripe sends them (out of order, some twice, a little late) and Checkout redirects
+    #: without waiting for the webhook; "serial": once each, in order, the redirect after the delivery.
+    delivery: str = "stripe"
     prewarm: bool = False
     start_pollers: bool = True
     #: The functions' log level (POWERTOOLS_LOG_LEVEL) and what the terminal shows of their logs.
@@ -84,9 +90,22 @@ def moto_signing_key() -> Any:
     return jwt.PyJWK(jwk, algorithm="RS256").key
 
 
+def emulator_delivery(delivery: str) -> tuple[DeliveryFreedoms, float]:
+    """The emulator's delivery freedoms and Checkout redirect wait for a ``StackConfig.delivery`` mode."""
+    from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms  # as lazy as the emulator itself
+
+    if delivery == "stripe":
+        # Stripe redirects to the success page at once; the page must wait for the webhook, not the emulator.
+        return DeliveryFreedoms.like_stripe(), 0.0
+    if delivery == "serial":
+        return DeliveryFreedoms.serial(), 10.0
+    raise ValueError(f"delivery must be 'stripe' or 'serial', not {delivery!r}")
+
+
 class LocalStack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
+        emulator_delivery(self.config.delivery)  # an unknown mode stops the stack before anything starts
         self.template = load_template(self.config.template_path)
         self.log_view = LogView.named(self.config.log_level, show_metrics=self.config.show_metrics)
         # What `sam deploy` would refuse stops the start before anything runs, naming the parameter.
@@ -183,8 +202,13 @@ class LocalStack:
         self.resources = create_from_template(self.resolver, clients, skip=deferred)
 
         self.api_key = "sk" + "_test_" + secrets.token_hex(24)
+        freedoms, checkout_wait_seconds = emulator_delivery(self.config.delivery)
         self.emulator = StripeEmulator(
-            LOCAL_SEED, api_keys=(self.api_key,), webhook_retry_base_seconds=self.config.webhook_retry_base_seconds
+            LOCAL_SEED,
+            api_keys=(self.api_key,),
+            webhook_retry_base_seconds=self.config.webhook_retry_base_seconds,
+            delivery=freedoms,
+            checkout_wait_seconds=checkout_wait_seconds,
         )
         self.emulator.clock.on_change(self._share_clock_offset)
         # Stripe's amazon_eventbridge destinations deliver to partner event sources on the moto server.

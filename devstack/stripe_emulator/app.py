@@ -24,7 +24,7 @@ from .schedule import BusinessTime, Scheduler
 from .seed import SeedLoader
 from .server import EmulatorServer
 from .store import Store
-from .webhook_delivery import WebhookSender
+from .webhook_delivery import DeliveryFreedoms, WebhookSender
 from .wiring import Kernel, billing_resources, build_engine, control_and_page_resources
 
 DEFAULT_API_VERSION: str = stripe.api_version
@@ -46,6 +46,7 @@ class StripeEmulator:
         webhook_max_attempts: int = 4,
         webhook_timeout_seconds: float = 10.0,
         checkout_wait_seconds: float = 10.0,
+        delivery: DeliveryFreedoms | None = None,
         api_keys: tuple[str, ...] = (),
         latency_ms: int = 0,
         dunning_retries: int = 3,
@@ -71,7 +72,12 @@ class StripeEmulator:
         self.request_log = self._log.entries
         time = BusinessTime(self.clock)
         sender = WebhookSender(
-            self.store, webhook_retry_base_seconds, webhook_max_attempts, webhook_timeout_seconds, clock=self.clock.now
+            self.store,
+            webhook_retry_base_seconds,
+            webhook_max_attempts,
+            webhook_timeout_seconds,
+            clock=self.clock.now,
+            freedoms=delivery,
         )
         self.events = EventBus(self.store, time.now, api_version, sender)
         self.settings = Settings(

@@ -1,5 +1,11 @@
 """Signed delivery of event payloads to endpoints: one worker per endpoint, retries with exponential backoff.
 
+``DeliveryFreedoms`` says how much of Stripe's latitude the deliveries take. Stripe promises at-least-once
+delivery and no order ("Stripe doesn't guarantee the delivery of events in the order that they're generated"), and
+says endpoints may receive the same event more than once. ``DeliveryFreedoms.serial()`` (the emulator's default)
+delivers each event once, in emission order, at once; ``like_stripe()`` (the local stack's default) holds each first
+attempt for a random time, so events overtake each other, and delivers a share of events twice.
+
 Each payload is signed (`Stripe-Signature: t=<emulator clock>,v1=<hmac-sha256(secret, f"{t}.{body}")>`) and POSTed.
 A non-2xx (3xx included) is retried from a configurable base delay, up to `max_attempts`; the first 2xx lowers
 the event's `pending_webhooks` (v1) or pending count (v2), which backs `delivery_success` filtering.
@@ -11,6 +17,7 @@ import hashlib
 import heapq
 import hmac
 import itertools
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +35,29 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     t = int(time.time()) if timestamp is None else timestamp
     mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
+
+
+@dataclass(frozen=True)
+class DeliveryFreedoms:
+    """The latitude deliveries take: a random hold in [0, ``max_delay_seconds``] before each first attempt (so events
+    arrive out of order), and ``duplicate_fraction`` of events delivered a second time (an independent copy)."""
+
+    max_delay_seconds: float = 0.0
+    duplicate_fraction: float = 0.0
+    seed: int | None = None
+
+    @classmethod
+    def serial(cls) -> DeliveryFreedoms:
+        """Once each, in emission order, at once: for tests that need a fixed order."""
+        return cls()
+
+    @classmethod
+    def like_stripe(cls, seed: int | None = None) -> DeliveryFreedoms:
+        return cls(max_delay_seconds=0.4, duplicate_fraction=0.1, seed=seed)
+
+    @property
+    def is_serial(self) -> bool:
+        return self.max_delay_seconds == 0 and self.duplicate_fraction == 0
 
 
 @dataclass(order=True)
@@ -57,7 +87,8 @@ class Delivery:
 
 
 class _EndpointWorker:
-    """Serial delivery for one endpoint, so first attempts arrive in emission order."""
+    """One endpoint's deliveries, one at a time in order of due time: emission order when serial, the held
+    order under Stripe-like freedoms."""
 
     def __init__(self, sender: WebhookSender, endpoint_id: str) -> None:
         self.sender = sender
@@ -109,8 +140,12 @@ class WebhookSender:
         max_attempts: int = 4,
         timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
+        freedoms: DeliveryFreedoms | None = None,
     ) -> None:
         self.store = store
+        self.freedoms = freedoms or DeliveryFreedoms.serial()
+        self._rng = random.Random(self.freedoms.seed)  # noqa: S311 - delivery timing, not security
+        self._delivered: set[tuple[str, str]] = set()  # (event, endpoint): pending counts drop once per endpoint
         # Signatures carry Stripe's time (the emulator's clock): the receiver's tolerance check runs on the same one.
         self.clock = clock
         self.retry_base_seconds = retry_base_seconds
@@ -132,23 +167,27 @@ class WebhookSender:
             return
         secret = self.store.side(endpoint["id"])["secret"]
         url = endpoint["url"] if "url" in endpoint else endpoint["webhook_endpoint"]["url"]
-        delivery = Delivery(
-            due=time.monotonic(),
-            seq=next(self._seq),
-            event_id=event_id,
-            endpoint_id=endpoint["id"],
-            url=url,
-            payload=payload,
-            secret=secret,
-            thin=thin,
-        )
         with self._lock:
-            self.deliveries.append(delivery)
-            worker = self._workers.get(endpoint["id"])
-            if worker is None:
-                worker = _EndpointWorker(self, endpoint["id"])
-                self._workers[endpoint["id"]] = worker
-        worker.push(delivery)
+            copies = 2 if self._rng.random() < self.freedoms.duplicate_fraction else 1
+            holds = [self._rng.uniform(0, self.freedoms.max_delay_seconds) for _ in range(copies)]
+        for hold in holds:
+            delivery = Delivery(
+                due=time.monotonic() + hold,
+                seq=next(self._seq),
+                event_id=event_id,
+                endpoint_id=endpoint["id"],
+                url=url,
+                payload=payload,
+                secret=secret,
+                thin=thin,
+            )
+            with self._lock:
+                self.deliveries.append(delivery)
+                worker = self._workers.get(endpoint["id"])
+                if worker is None:
+                    worker = _EndpointWorker(self, endpoint["id"])
+                    self._workers[endpoint["id"]] = worker
+            worker.push(delivery)
 
     def attempt(self, delivery: Delivery) -> None:
         """One signed POST; records status and lowers the event's pending count on the first 2xx."""
@@ -175,7 +214,11 @@ class WebhookSender:
         delivery.attempts.append({"status": status, "error": error, "at": started, "signature": header})
         if ok:
             delivery.delivered = True
-            self._mark_delivered(delivery.event_id)
+            with self._lock:
+                first = (delivery.event_id, delivery.endpoint_id) not in self._delivered
+                self._delivered.add((delivery.event_id, delivery.endpoint_id))
+            if first:  # a duplicate copy's success does not count the endpoint twice
+                self._mark_delivered(delivery.event_id)
         delivery.first_done.set()
 
     def _mark_delivered(self, event_id: str) -> None:
@@ -215,3 +258,4 @@ class WebhookSender:
         self.stop()
         with self._lock:
             self.deliveries.clear()
+            self._delivered.clear()

@@ -8,12 +8,20 @@ import pytest
 import requests
 
 from devstack.stack import LocalStack
+from devstack.stripe_emulator.webhook_delivery import DeliveryFreedoms
 from devstack.template import load_template
 from tollgate.services.webhook_handlers import SNAPSHOT_HANDLERS
 
 pytestmark = pytest.mark.e2e
 
 GATEWAY_ERRORS = ({"message": "Not Found"}, {"message": "Unauthorized"}, {"message": "Internal Server Error"})
+
+
+def test_the_journeys_run_with_stripe_like_delivery(local_stack: LocalStack) -> None:
+    # Every e2e journey meets the races: events out of order, some twice, the redirect not waiting for them
+    assert local_stack.config.delivery == "stripe"
+    assert local_stack.emulator.events.sender.freedoms == DeliveryFreedoms.like_stripe()
+    assert local_stack.emulator._pipeline.checkout_wait_seconds == 0
 
 
 def test_get_plans_reaches_the_checkout_function(local_stack: LocalStack) -> None:

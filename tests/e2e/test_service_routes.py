@@ -43,6 +43,8 @@ def subscribe(stack: LocalStack, user_id: str) -> dict[str, str]:
     customer_id = directory(stack).customer_for_user(user_id)
     assert customer_id is not None
     subscription_id = stack.emulator.store.get(response.json()["id"], "checkout.session")["subscription"]
+    # Stripe redirects before its events arrive: wait, as the success page does, until access is granted
+    assert wait_for(lambda: subscription_as_user(stack, user_id)["access"]["allowed"])
     return {"customer_id": customer_id, "subscription_id": subscription_id}
 
 

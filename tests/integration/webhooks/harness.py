@@ -32,6 +32,19 @@ def load_event(name: str) -> dict[str, Any]:
     return events.load_event(f"stripe/{name}")
 
 
+def subscription_event_at(name: str, event_id: str, created: int) -> dict[str, Any]:
+    """A recorded subscription event re-dated to ``created``, its object's own past moments (creation, start,
+    each item's period start) at that second too: an object Stripe sends at second ``created`` records nothing
+    later, and the recording's real dates would otherwise read as a fetch made long after these tests' seconds."""
+    event = load_event(name)
+    event["id"], event["created"] = event_id, created
+    obj = event["data"]["object"]
+    obj["created"] = obj["start_date"] = created
+    for item in obj["items"]["data"]:
+        item["current_period_start"] = created
+    return event
+
+
 class Crash(BaseException):
     """A Lambda timeout: skips every `except Exception` clean-up."""
 

@@ -12,7 +12,14 @@ import boto3
 import pytest
 
 from devstack.stream_poller import StreamMapping
-from tests.integration.webhooks.harness import Crash, Harness, RecordingBus, build_harness, load_event
+from tests.integration.webhooks.harness import (
+    Crash,
+    Harness,
+    RecordingBus,
+    build_harness,
+    load_event,
+    subscription_event_at,
+)
 from tests.support.dynamodb_size import item_size
 from tests.support.streams import handler_for, publisher_poller, relay_for, template_mapping
 from tollgate import errors
@@ -32,8 +39,7 @@ def h(billing_table: str) -> Harness:
 def sub_event(
     eid: str, created: int, status: str, sub: str = "sub_1TestProjection0001", **changes: Any
 ) -> dict[str, Any]:
-    event = load_event("customer.subscription.updated")
-    event["id"], event["created"] = eid, created
+    event = subscription_event_at("customer.subscription.updated", eid, created)
     event["data"]["object"].update(id=sub, status=status, **changes)
     return event
 

@@ -7,7 +7,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.webhooks.harness import Crash, Harness, build_harness, ledger_item, load_event
+from tests.integration.webhooks.harness import (
+    Crash,
+    Harness,
+    build_harness,
+    ledger_item,
+    load_event,
+    subscription_event_at,
+)
 from tollgate import errors
 from tollgate.services.webhook import WebhookDelivery
 
@@ -18,8 +25,7 @@ def h(billing_table: str) -> Harness:
 
 
 def sub_event(eid: str, created: int, status: str = "active", **changes: Any) -> dict[str, Any]:
-    event = load_event("customer.subscription.updated")
-    event["id"], event["created"] = eid, created
+    event = subscription_event_at("customer.subscription.updated", eid, created)
     event["data"]["object"]["status"] = status
     event["data"]["object"].update(changes)
     return event
@@ -68,6 +74,40 @@ def test_a_same_second_tie_fetches_the_current_object(h: Harness) -> None:
     # Then the tie was settled by fetch-latest, not by arrival order
     assert h.stripe.fetches == 1
     assert current(h).status == "past_due"
+
+
+def renewed(status: str, period_start: int) -> dict[str, Any]:
+    """The subscription as Stripe has it after a renewal at ``period_start``."""
+    obj = sub_event("x", 0, status)["data"]["object"]
+    for item in obj["items"]["data"]:
+        item["current_period_start"] = period_start
+    return obj
+
+
+@pytest.mark.parametrize("dated_by_the_event", [False, True], ids=["fetch-dated-by-stripe", "control-event-dated"])
+def test_a_late_tie_fetch_is_not_rolled_back_by_the_events_stripe_sent_in_between(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, dated_by_the_event: bool
+) -> None:
+    # Given a subscription projected active at second 100, and Stripe since renewed it at 200 and failed the payment
+    h.deliver(sub_event("evt_paid", 100, "active"))
+    latest = renewed("past_due", 200)
+    h.stripe.objects[latest["id"]] = latest
+    if dated_by_the_event:  # the naive fetch: ordered at the tying event's second, whatever Stripe shows
+        monkeypatch.setattr("tollgate.domain.projection.subscription_observed_at", lambda _obj: 0)
+    # When a late copy of a second-100 event ties, and the fetch brings the current state (past_due)
+    h.deliver(sub_event("evt_late_copy", 100, "active"))
+    assert current(h).status == "past_due"
+    # And then the renewal's own events of second 200 arrive, the "renewed, still active" one first
+    h.deliver(sub_event("evt_renewal_started", 200, "active"))
+    h.deliver(sub_event("evt_renewal_past_due", 200, "past_due"))
+    # Then the state stays past_due and no second activation is announced; the naive fetch lets it flap back
+    # (past_due, active, past_due: a second subscription.activated for consumers)
+    if dated_by_the_event:
+        assert h.bus.names().count("subscription.activated") == 2
+        assert current(h).status == "past_due"
+    else:
+        assert current(h).status == "past_due"
+        assert h.bus.names().count("subscription.activated") == 1
 
 
 def test_invoice_failure_projects_latest_invoice_and_announces_payment_failed(h: Harness) -> None:

@@ -119,3 +119,24 @@ def entitlement_keys(summary: Mapping[str, Any]) -> tuple[str, ...]:
 def checkout_user_id(session: Mapping[str, Any]) -> str | None:
     metadata = session.get("metadata") or {}
     return _str(metadata.get("app_user_id")) or _str(session.get("client_reference_id"))
+
+
+def subscription_observed_at(subscription: Mapping[str, Any]) -> int:
+    """A lower bound, on Stripe's clock, of when this subscription object was read: the latest of the past moments it
+    records (created, start, each item's period start, cancellation and end, the latest invoice's creation and
+    status transitions). Future moments (period end, trial end, ``cancel_at``) are not bounds and never count.
+
+    A fetch after a tie is newer than every event created before that moment, however late those arrive."""
+    stamps: list[int | None] = [
+        _int(subscription.get(name)) for name in ("created", "start_date", "canceled_at", "ended_at")
+    ]
+    for item in (subscription.get("items") or {}).get("data") or []:
+        if isinstance(item, Mapping):
+            stamps.append(_int(item.get("current_period_start")))
+    invoice = subscription.get("latest_invoice")
+    if isinstance(invoice, Mapping):
+        stamps.append(_int(invoice.get("created")))
+        transitions = invoice.get("status_transitions")
+        if isinstance(transitions, Mapping):
+            stamps += [_int(value) for value in transitions.values()]
+    return max((s for s in stamps if s is not None), default=0)

@@ -72,7 +72,11 @@ class SubscriptionWriter:
                 fetched = effects.refetch()
                 for index, rewrite in enumerate(fetched):
                     carried = tuple(announcements) if index == 0 else ()
-                    outcome = self.repository.write_if_newer(replace(rewrite, announcements=carried), after_tie=True)
+                    # A fetch ordered at a later second (Stripe moved on) starts that second's run of applied events.
+                    same_second = rewrite.watermark.created == write.watermark.created
+                    outcome = self.repository.write_if_newer(
+                        replace(rewrite, announcements=carried), after_tie=same_second
+                    )
                     if index == 0:
                         result = outcome
         return Committed(result, carried=bool(announcements) and result.outcome in COMMITTED)

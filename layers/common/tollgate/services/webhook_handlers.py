@@ -55,12 +55,20 @@ def _announce(name: str, event: StripeEvent, created: int, **fields: Any) -> Dom
 def fetched_subscription_write(
     ctx: HandlerContext, subscription_id: str, customer_id: str, watermark: Watermark
 ) -> StateWrite:
-    """The subscription as Stripe has it now; a 404 is recorded as gone so retries stop."""
+    """The subscription as Stripe has it now; a 404 is recorded as gone so retries stop.
+
+    The write is ordered at the later of the event's second and the moment the fetched object shows it was read
+    (``projection.subscription_observed_at``): Stripe may have moved on since the event, and a fetch stamped with
+    an old event's second would let the events in between, arriving later, roll the state back."""
     try:
         current = ctx.reader.subscription(subscription_id)
         fields = projection.subscription_fields(current, ctx.catalog)
+        observed = projection.subscription_observed_at(current)
     except errors.UpstreamNotFound:
         fields = projection.deleted_in_stripe_fields()
+        observed = 0
+    if observed > watermark.created:
+        watermark = Watermark(observed, watermark.rank, watermark.event_id)
     return StateWrite(customer_id, subscription_sk(subscription_id), "subscription", fields, watermark)
 
 
