@@ -8,9 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollgate.bootstrap import container
+from tollgate.bootstrap import container, register_snapstart_hooks
 from tollgate.observability import logger, metrics, tracer
 from tollgate.services.stripe_event_bridge import BridgedMessage
+
+register_snapstart_hooks("stripe_event_bridge")
 
 
 @logger.inject_lambda_context(clear_state=True)

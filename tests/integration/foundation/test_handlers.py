@@ -67,6 +67,7 @@ def test_the_template_routes_are_the_expected_ones() -> None:
         "UsageFunction",
         "PublisherFunction",
         "ProvisionerFunction",
+        "StripeEventsFunction",
         "UsageDriftFunction",
     }
 
