@@ -45,7 +45,19 @@ def subscribe(stack: LocalStack, user_id: str) -> dict[str, str]:
     subscription_id = stack.emulator.store.get(response.json()["id"], "checkout.session")["subscription"]
     # Stripe redirects before its events arrive: wait, as the success page does, until access is granted
     assert wait_for(lambda: subscription_as_user(stack, user_id)["access"]["allowed"])
+    # and then until Stripe delivered all of this customer's events (the entitlements may come after access)
+    assert wait_for(lambda: not undelivered_events_of(stack, customer_id))
     return {"customer_id": customer_id, "subscription_id": subscription_id}
+
+
+def undelivered_events_of(stack: LocalStack, customer_id: str) -> list[str]:
+    """Ids of the customer's events Stripe has not yet delivered successfully (``pending_webhooks`` above 0)."""
+    pending = []
+    for event in stack.emulator.store.all("event"):
+        obj = (event.get("data") or {}).get("object") or {}
+        if customer_id in (obj.get("customer"), obj.get("id")) and event.get("pending_webhooks", 0) > 0:
+            pending.append(str(event["id"]))
+    return pending
 
 
 def wait_for(condition: Any, seconds: float = 15.0) -> Any:
