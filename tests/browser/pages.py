@@ -1,11 +1,12 @@
 """What a user does in the browser, in the example app and on the emulator's hosted pages, in a few verbs.
 
-Waits are explicit (WebDriverWait on what the user would see), never sleeps.
+Waits are explicit (WebDriverWait on what the user would see); the one pause is between reloads (reload_until).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,6 +55,21 @@ class Browser:
                 f"{css} never matched {pattern!r}; it reads {found[0].text if found else None!r} at "
                 f"{self.driver.current_url}"
             ) from exc
+
+    def reload_until(self, css: str, pattern: str, seconds: float = WAIT_SECONDS) -> str:
+        """Reloads the page until the element's text matches ``pattern``: for what a later Stripe event brings (the
+        entitlements may arrive after access was granted; a page shows the state it loaded)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.wait().until(lambda d: "Loading" not in d.find_element(By.TAG_NAME, "main").text)
+            found = self.driver.find_elements(By.CSS_SELECTOR, css)
+            text = str(found[0].text) if found else ""
+            if re.search(pattern, text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{css} never matched {pattern!r} after reloads; it reads {text!r}")
+            time.sleep(0.5)  # a reload a user might do, not a burst the rate limit would refuse
+            self.driver.refresh()
 
     def wait_for_url(self, prefix: str, seconds: float = WAIT_SECONDS) -> str:
         self.wait(seconds).until(lambda d: d.current_url.startswith(prefix))

@@ -57,7 +57,7 @@ def test_subscribe_and_pay(user: Browser) -> None:
     assert user.text_of("#plan") == "Team"
     assert user.text_of("#status") == "active"
     assert user.text_of("#access").startswith("Yes")
-    assert "api_access" in user.text_of("#features")
+    assert "api_access" in user.reload_until("#features", "api_access")
     assert re.search(r"\$29\.00\s+paid", user.wait_for_text("#invoices", r"\$29\.00"))
 
 
