@@ -143,8 +143,9 @@ def _serve(config: StackConfig, lock: InstanceLock) -> int:
         pass
     finally:
         print("\nstopping the local stack ...", file=sys.stderr, flush=True)
-        stack.stop()
+        # First, so no client finds a stack that is going away, and the file goes even if stopping fails or is cut
         ENDPOINTS_FILE.unlink(missing_ok=True)
+        stack.stop()
     return 0
 
 

@@ -162,7 +162,7 @@ def test_make_dev_twice_in_one_state_directory(tmp_path: Path) -> None:
     finally:
         first.send_signal(signal.SIGINT)
         try:
-            first.wait(60)
+            first.wait(120)
         except subprocess.TimeoutExpired:
             first.kill()
     # And the first, stopping, removed its own endpoints file

@@ -162,7 +162,7 @@ def test_control_treating_a_live_lease_as_done_acks_before_the_commit(billing_ta
     h = build_harness(client, billing_table, wait_seconds=0.0)
     h.service.ledger = SeenMeansDoneLedger(h.service.ledger._client, billing_table, clock=h.clock)  # type: ignore[attr-defined]
     h.service.one_write_path = False
-    # Slow the commit a little so concurrent duplicates meet the live lease, as they do under load
-    h.repository.before_write = lambda _: time.sleep(0.02)
+    # Slow the commit (half a second) so concurrent duplicates meet the live lease even on a loaded machine
+    h.repository.before_write = lambda _: time.sleep(0.5)
     _, early_acks, _, _ = run_burst(h, 5, 16)
     assert early_acks > 0
