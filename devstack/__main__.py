@@ -121,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
 def _serve(config: StackConfig, lock: InstanceLock) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the stack even when started with SIGINT ignored (a background job of a script, a test runner's
+    # worker): Python keeps an inherited SIG_IGN, and the stack would then only die by SIGKILL, leaving its files.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stack = LocalStack(config)
         stack.start()

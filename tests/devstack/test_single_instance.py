@@ -140,8 +140,15 @@ def test_make_dev_twice_in_one_state_directory(tmp_path: Path) -> None:
         environment.pop(name, None)
     command = [sys.executable, "-m", "devstack", "--api-port", "0", "--stripe-port", "0", "--aws-port", "0"]
     # Given a running local stack
+    # (started with SIGINT ignored, as a script's background job or a test worker's child is: Ctrl-C must still stop it)
     first = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - no threads in between
     )
     try:
         endpoints = tmp_path / "endpoints.json"
