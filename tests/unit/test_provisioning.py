@@ -12,6 +12,7 @@ import pytest
 from tollgate import errors
 from tollgate.config import PlanCatalog, ProvisioningSettings, Settings
 from tollgate.domain import provisioning as p
+from tollgate.domain.signatures import fingerprint
 from tollgate.ports.stripe import Executed
 from tollgate.services.provisioning import Provisioner, describe
 
@@ -299,7 +300,7 @@ def test_a_destination_whose_partner_source_aws_deleted_is_replaced() -> None:
 def test_switching_from_webhook_to_eventbridge_disables_the_webhook_endpoints() -> None:
     # Given the endpoints of webhook ingress, in step
     secret = "whsec_" + "a" * 32
-    marks = {**owned("webhook:snapshot"), p.SECRET_FINGERPRINT_KEY: p.fingerprint(secret)}
+    marks = {**owned("webhook:snapshot"), p.SECRET_FINGERPRINT_KEY: fingerprint(secret)}
     spec_events = describe(inputs(), API_VERSION).endpoints[0].events
     endpoint = p.ObservedEndpoint(
         "we_1", "webhook_endpoint", "https://api.example/dev/webhooks/stripe", spec_events, API_VERSION, True, marks
@@ -308,7 +309,7 @@ def test_switching_from_webhook_to_eventbridge_disables_the_webhook_endpoints() 
         describe(bridged_inputs("eventbridge"), API_VERSION),
         p.Account(endpoints=(endpoint,)),
         now=0,
-        signing_secrets=frozenset({p.fingerprint(secret)}),
+        signing_secrets=frozenset({fingerprint(secret)}),
     )
     # Then it is disabled (never deleted) once the description has no webhook endpoint
     assert ("disable", "webhook_endpoint", "we_1") in [(c.action, c.kind, c.target) for c in planned.changes]

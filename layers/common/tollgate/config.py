@@ -327,7 +327,8 @@ class ProvisioningSettings(BaseModel):
     """What Stripe provisioning reads: the functions' settings (``make provision``) or, in a deployment, the
     custom resource's properties (the same template values)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: only provisioning validates it, and every function imports this module.
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     owner: Annotated[str, Field(pattern=OWNER_PATTERN)]
     plan_catalog: PlanCatalog

@@ -13,7 +13,8 @@ import stripe
 
 from tests.integration.provisioning.conftest import CATALOG, OWNER, RETURN_URL, World
 from tollgate import errors
-from tollgate.domain.provisioning import OWNER_KEY, ROTATION_WINDOW_SECONDS, SLOT_KEY, fingerprint
+from tollgate.domain.provisioning import OWNER_KEY, ROTATION_WINDOW_SECONDS, SLOT_KEY
+from tollgate.domain.signatures import fingerprint
 from tollgate.services.webhook_handlers import SNAPSHOT_HANDLERS, THIN_HANDLERS
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from tollgate.domain.provisioning import fingerprint
+from tollgate.domain.signatures import fingerprint
 from tollgate.errors import ConfigurationError
 
 if TYPE_CHECKING:

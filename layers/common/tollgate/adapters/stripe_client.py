@@ -8,18 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-import stripe
+from typing import TYPE_CHECKING
 
 from tollgate import errors
 from tollgate.config import Settings
-from tollgate.observability import logger
+from tollgate.observability import logger, tracer
 
-#: The API version stripe==16.1.0 speaks; object shapes in the code follow it.
-PINNED_API_VERSION: str = stripe.api_version
+if TYPE_CHECKING:
+    # Imported where a Stripe call is made, not at init: most webhook deliveries never call Stripe, and the SDK
+    # (with the requests stack it pulls in) is a tenth of a cold start (bench/first_request_bench.py).
+    import stripe
+
+#: The API version stripe==16.1.0 speaks (``stripe.api_version``; a test holds them equal); object shapes in the
+#: code follow it.
+PINNED_API_VERSION = "2026-10-28.endive"
 
 
 def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+    import stripe
+
+    # Stripe's calls go through requests: traced from the first client on (observability patches only botocore).
+    tracer.patch(("requests",))
     base_addresses: dict[str, str] = {}
     if settings.stripe_api_base:
         base_addresses["api"] = settings.stripe_api_base
@@ -49,14 +58,20 @@ def stripe_errors(operation: str) -> Iterator[None]:
     """Translate stripe.StripeError raised inside the block into tollgate errors (never a bare 500)."""
     try:
         yield
-    except stripe.StripeError as exc:
-        raise translated(operation, exc) from exc
+    except Exception as exc:
+        import stripe  # already loaded: only a Stripe call raises its errors
+
+        if isinstance(exc, stripe.StripeError):
+            raise translated(operation, exc) from exc
+        raise
 
 
 def translated(operation: str, exc: stripe.StripeError) -> errors.TollgateError:
     """The tollgate error for one SDK error. Branches follow what stripe-python 16.1.0 raises per status: 429
     RateLimitError, 400/404 InvalidRequestError (IdempotencyError for idempotency_error), 401 AuthenticationError,
     402 CardError, 403 PermissionError, any other status APIError."""
+    import stripe
+
     if exc.http_status == 409:
         # A conflict (an Idempotency-Key in flight, a locked object) clears in moments; it arrives as APIError.
         logger.warning("stripe conflict", operation=operation, request_id=exc.request_id)

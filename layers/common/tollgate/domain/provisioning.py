@@ -49,10 +49,6 @@ EndpointKind = Literal["webhook_endpoint", "event_destination"]
 CHANGES_EXISTING: frozenset[str] = frozenset({"update", "archive", "detach", "retire", "disable"})
 
 
-def fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------------------------- the description
 
 

@@ -71,3 +71,8 @@ def sign(raw_body: bytes, secret: str, timestamp: int) -> str:
     """A valid v1 header (used by the local stack and tests to play Stripe's part)."""
     signature = hmac.new(secret.encode(), str(timestamp).encode() + b"." + raw_body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={signature}"
+
+
+def fingerprint(secret: str) -> str:
+    """A short digest naming a signing secret (which endpoint's secret is stored) without revealing it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]

@@ -19,33 +19,36 @@ def _integral_number(value: object) -> object:
 
 Quantity = Annotated[int, Field(ge=1, le=10_000), BeforeValidator(_integral_number)]
 
+# Every model here is built on first use (``defer_build``): a function validates a few of them, and building all
+# of them at import costs every cold start (bench/first_request_bench.py).
+
 PortalFlow = Literal["payment_method_update", "subscription_cancel", "subscription_update"]
 
 
 class CheckoutRequest(BaseModel):
     """The whole Checkout request body. Anything else (price, customer, URLs, trial, metadata) is rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     plan: Annotated[str, Field(min_length=1, max_length=64)]
     quantity: Quantity = 1
 
 
 class PortalRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     flow: PortalFlow | None = None
 
 
 class PreviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     plan: Annotated[str, Field(min_length=1, max_length=64)]
     quantity: Quantity = 1
 
 
 class ChangeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     token: Annotated[str, Field(min_length=10, max_length=1024)]
 
@@ -55,7 +58,7 @@ class CancellationResponse(BaseModel):
     """``POST /billing/subscription/cancel`` and ``/resume`` (202): what was asked of Stripe; the state follows by
     webhook."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     subscription_id: str
     cancel_at_period_end: bool
@@ -66,7 +69,7 @@ class CancellationResponse(BaseModel):
 
 
 class InvoiceRow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     id: str
     number: str | None
@@ -87,7 +90,7 @@ class InvoiceRow(BaseModel):
 class InvoiceListResponse(BaseModel):
     """``GET /billing/invoices``: one page, newest first, and the cursor of the next."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     invoices: list[InvoiceRow]
     has_more: bool
@@ -105,7 +108,7 @@ SubscriptionStatusValue = Literal[
 
 
 class PlanView(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     plan: str = Field(description="The plan key to send to POST /checkout/sessions")
     name: str
@@ -122,6 +125,7 @@ class PlanListResponse(BaseModel):
     """``GET /plans``: the catalog as a pricing page needs it."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -152,6 +156,7 @@ class CheckoutSessionCreated(BaseModel):
     """``POST /checkout/sessions``: send the browser to ``url``."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -166,7 +171,7 @@ class CheckoutSessionCreated(BaseModel):
 class Access(BaseModel):
     """The access decision the product enforces (tollgate.domain.access)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     allowed: bool
     reason: str = Field(
@@ -197,7 +202,9 @@ class BillingSubscription(BaseModel):
     """The caller's current subscription and access decision. A user without one gets ``status: none`` (the
     subscription fields null), never a 404."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [_SUBSCRIPTION_EXAMPLE]})
+    model_config = ConfigDict(
+        defer_build=True, extra="forbid", frozen=True, json_schema_extra={"examples": [_SUBSCRIPTION_EXAMPLE]}
+    )
 
     status: SubscriptionStatusValue
     plan: str | None
@@ -218,6 +225,7 @@ class CheckoutSessionStatus(BillingSubscription):
     ``GET /billing/subscription``, committed from Stripe if the webhook has not arrived yet."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -239,6 +247,7 @@ class CheckoutSessionStatus(BillingSubscription):
 
 class PortalSessionCreated(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={"examples": [{"url": "https://billing.stripe.com/p/session/test_YWNjdF8x"}]},
@@ -248,7 +257,7 @@ class PortalSessionCreated(BaseModel):
 
 
 class NextInvoice(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     date: Timestamp | None = Field(description="The end of the current period")
     amount: Amount = Field(description="The new plan's recurring amount, before tax and discounts")
@@ -258,6 +267,7 @@ class PlanChangePreview(BaseModel):
     """``POST /billing/subscription/preview``: the proration, and the token that applies exactly it."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -288,6 +298,7 @@ class PlanChangePreview(BaseModel):
 
 class PlanChangeApplied(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={"examples": [{"plan": "team", "quantity": 3, "amount_due_now": 7140, "currency": "usd"}]},
@@ -303,6 +314,7 @@ class FeatureCheck(BaseModel):
     """``GET /service/users/{user_id}/features/{feature}``."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -325,7 +337,10 @@ class FeatureCheck(BaseModel):
 
 class CustomerDetailsUpdated(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [{"user_id": "u-123", "updated": ["email"]}]}
+        defer_build=True,
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"user_id": "u-123", "updated": ["email"]}]},
     )
 
     user_id: str
@@ -334,6 +349,7 @@ class CustomerDetailsUpdated(BaseModel):
 
 class UserErased(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={"examples": [{"user_id": "u-123", "erased": True, "stripe_customer_deleted": True}]},
@@ -347,7 +363,7 @@ class UserErased(BaseModel):
 class OpenApiDocument(BaseModel):
     """``GET /openapi.json``: this document (OpenAPI 3.1)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", frozen=True)
 
     openapi: str
     info: dict[str, object]
@@ -357,7 +373,7 @@ class OpenApiDocument(BaseModel):
 
 # ----------------------------------------------------------------------------------------------- errors
 class ErrorDetail(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     status: int = Field(description="The HTTP status, repeated")
     reason: str = Field(description="A short reason for a person; never echoes the request's values")
@@ -367,6 +383,7 @@ class ErrorResponse(BaseModel):
     """The one shape of every failure the product's functions answer."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={"examples": [{"error": {"status": 409, "reason": "you already have a subscription"}}]},
@@ -380,7 +397,7 @@ class GatewayErrorResponse(BaseModel):
     bodies (gateway responses exist only for REST APIs), so they are documented as they are."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [{"message": "Unauthorized"}]}
+        defer_build=True, extra="forbid", frozen=True, json_schema_extra={"examples": [{"message": "Unauthorized"}]}
     )
 
     message: str = Field(

@@ -17,6 +17,7 @@ from typing import Any
 from tollgate import errors
 from tollgate.config import PlanCatalog, ProvisioningSettings
 from tollgate.domain import provisioning as p
+from tollgate.domain.signatures import fingerprint
 from tollgate.observability import logger
 from tollgate.ports.storage import SigningSecretStore
 from tollgate.ports.stripe import StripeAccount
@@ -228,7 +229,7 @@ class Provisioner:
             run.secrets_added += 1
             marks = {
                 **change.params.get("metadata", {}),
-                p.SECRET_FINGERPRINT_KEY: p.fingerprint(executed.signing_secret),
+                p.SECRET_FINGERPRINT_KEY: fingerprint(executed.signing_secret),
             }
             self.account.set_metadata(change.kind, executed.id, marks, f"{change.idempotency_key(owner)}:fingerprint")
         logger.info("stripe provisioning change", change=change.line(), object_id=executed.id)
