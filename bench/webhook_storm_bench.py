@@ -34,6 +34,8 @@ def run(options: BenchOptions) -> str:  # noqa: ARG001 - one run; the figures ar
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Tollgate")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tollgate")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    # The services' EMF metric lines would bury the table on stdout (pytest captures them in make test)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(name, "testing")
     import boto3

@@ -2,8 +2,8 @@
 event it emitted delivered (plus duplicates, shuffled) by concurrent workers through the webhook's API Gateway
 entry, into DynamoDB; the emulator's final objects are the oracle.
 
-Shared by tests/integration/webhooks/test_webhook_storm.py (a size that fits ``make test``) and
-bench/webhook_storm_bench.py (the full 10,000 events over 500 subscriptions).
+Shared by tests/integration/webhooks/test_webhook_storm.py (``make test``) and bench/webhook_storm_bench.py (the
+same full 10,000 events over 500 subscriptions, with figures).
 """
 
 from __future__ import annotations
